@@ -1,0 +1,89 @@
+//! The command line: argh only. One file per subcommand; each parses its flags and calls into
+//! the library.
+
+mod account;
+mod import;
+mod serve;
+mod sign;
+
+use argh::FromArgs;
+use std::path::PathBuf;
+
+/// assetd: host assets like Twilio Serverless Assets, on a box you own.
+#[derive(FromArgs)]
+struct TopLevel {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Serve(serve::Args),
+    Import(import::Args),
+    Account(account::Args),
+    Sign(sign::Args),
+}
+
+/// A boxed error whose `Display` is the one-line message printed by `main`.
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Parses the process arguments and runs the subcommand.
+pub fn run() -> CliResult {
+    let top: TopLevel = argh::from_env();
+    match top.command {
+        Command::Serve(a) => serve::run(a),
+        Command::Import(a) => import::run(a),
+        Command::Account(a) => account::run(a),
+        Command::Sign(a) => sign::run(a),
+    }
+}
+
+/// The data directory: `--data`, else `$ASSETD_DATA`, else `./assetd-data`.
+pub(crate) fn default_data() -> PathBuf {
+    std::env::var_os("ASSETD_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("assetd-data"))
+}
+
+/// Opens the store with the default cache size.
+pub(crate) fn open_store(data: &std::path::Path) -> Result<crate::store::Store, Box<dyn std::error::Error>> {
+    Ok(crate::store::Store::open(data, crate::store::DEFAULT_CACHE_BYTES)?)
+}
+
+/// Where asset URLs point: scheme, base domain and port, as `serve` last recorded them.
+pub(crate) struct PublicBase {
+    pub scheme: String,
+    pub base_domain: String,
+    pub port: Option<u16>,
+}
+
+impl PublicBase {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.scheme,
+            self.base_domain,
+            self.port.map(|p| p.to_string()).unwrap_or_default()
+        )
+    }
+
+    pub(crate) fn decode(s: &str) -> Option<PublicBase> {
+        let mut it = s.split(' ');
+        let scheme = it.next()?.to_string();
+        let base_domain = it.next()?.to_string();
+        let port = it.next().and_then(|p| p.parse().ok());
+        Some(PublicBase { scheme, base_domain, port })
+    }
+
+    /// `scheme://label.base[:port]`.
+    pub(crate) fn environment_url(&self, label: &str) -> String {
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        match self.port {
+            Some(p) if p != default_port => {
+                format!("{}://{label}.{}:{p}", self.scheme, self.base_domain)
+            }
+            _ => format!("{}://{label}.{}", self.scheme, self.base_domain),
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! `assetd serve`: run the HTTP server on the data directory.
+
+use super::{CliResult, PublicBase, default_data};
+use crate::http::server::{Server, ServerConfig};
+use crate::http::{App, AppConfig};
+use crate::store::Store;
+use argh::FromArgs;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The port `serve` listens on by default (on 127.0.0.1).
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Run the server: assets on environment domains, the management host on any other name.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "serve")]
+pub struct Args {
+    /// address to listen on (default 127.0.0.1:8080; port 0 picks a free port)
+    #[argh(option, default = "SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))")]
+    listen: SocketAddr,
+    /// data directory (default: $ASSETD_DATA or ./assetd-data)
+    #[argh(option, default = "default_data()")]
+    data: PathBuf,
+    /// environment domains are {service}-{digits}[-{suffix}].{base-domain} (default localhost)
+    #[argh(option, default = "String::from(\"localhost\")")]
+    base_domain: String,
+    /// the port clients use, when a proxy or NAT changes it (only for printed URLs)
+    #[argh(option)]
+    public_port: Option<u16>,
+    /// the scheme clients use for printed URLs (default http)
+    #[argh(option, default = "String::from(\"http\")")]
+    public_scheme: String,
+    /// address of a reverse proxy whose X-Forwarded-Proto is trusted (repeatable)
+    #[argh(option)]
+    trusted_proxy: Vec<IpAddr>,
+    /// redb cache size in MiB (default 16)
+    #[argh(option, default = "16")]
+    cache_mb: usize,
+    /// request worker threads (default 4)
+    #[argh(option, default = "4")]
+    workers: usize,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let base_domain = args.base_domain.trim_end_matches('.').to_ascii_lowercase();
+    if base_domain.is_empty()
+        || !base_domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(format!("--base-domain {:?} is not a domain name", args.base_domain).into());
+    }
+    if args.public_scheme != "http" && args.public_scheme != "https" {
+        return Err("--public-scheme must be http or https".into());
+    }
+    if args.workers == 0 || args.workers > 256 {
+        return Err("--workers must be between 1 and 256".into());
+    }
+    let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
+    let (account, created) = store.main_account()?;
+    let mut config = ServerConfig::new(args.listen);
+    config.workers = args.workers;
+    let server = Server::bind(config)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = server.local_addr();
+    let public = PublicBase {
+        scheme: args.public_scheme.clone(),
+        base_domain: base_domain.clone(),
+        port: Some(args.public_port.unwrap_or(addr.port())),
+    };
+    store.write(|tx| tx.set_setting("public_base", &public.encode()))?;
+    println!("listening on http://{addr}");
+    if created {
+        println!("created the main account (shown once; `assetd account` shows it again):");
+        println!("  ASSETD_ACCOUNT_SID={}", account.sid);
+        println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
+    }
+    println!("data directory: {}", args.data.display());
+    let labels = store.read()?.labels()?;
+    if labels.is_empty() {
+        println!(
+            "no environments yet: `assetd import DIR --service NAME --data {}` publishes a project",
+            args.data.display()
+        );
+    }
+    for (label, deployed) in labels {
+        println!(
+            "environment {}{}  (path-style: http://{addr}/e/{label}/)",
+            public.environment_url(&label),
+            if deployed { "" } else { " (nothing deployed)" }
+        );
+    }
+    let handle = server.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("assetd: shutting down (finishing in-flight requests)");
+            handle.shutdown();
+        }
+    });
+    let app = App::new(
+        store,
+        AppConfig { base_domain, trusted_proxies: args.trusted_proxy },
+    );
+    server.run(Arc::new(app))?;
+    Ok(())
+}

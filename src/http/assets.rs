@@ -1,0 +1,305 @@
+//! Serving an asset: the hot path. One read snapshot resolves host label → active build →
+//! route and streams the blob from that same snapshot.
+
+use super::server::{Body, Reply, Request};
+use super::text;
+use crate::model::{Visibility, mime};
+use crate::store::{Hit, Store};
+
+/// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
+/// URL the client used, which a protected asset's signature must cover.
+pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, url: &str) -> Reply {
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut r = text(405, "Method Not Allowed\n");
+        r.headers.push(("allow".into(), "GET, HEAD".into()));
+        return r;
+    }
+    let raw_path = target.split(['?', '#']).next().unwrap_or("/");
+    let raw_path = if raw_path.is_empty() { "/" } else { raw_path };
+    let decoded = percent_decode(raw_path);
+    let mut paths = vec![raw_path];
+    if let Some(d) = decoded.as_deref()
+        && d != raw_path
+    {
+        paths.push(d);
+    }
+    let lookup = match store.read() {
+        Ok(l) => l,
+        Err(e) => return internal(&e),
+    };
+    let hit = match lookup.resolve(label, &paths) {
+        Ok(Some(hit)) => hit,
+        Ok(None) => return text(404, "Not Found\n"),
+        Err(e) => return internal(&e),
+    };
+    match hit.route.visibility {
+        // SECURITY: private assets answer exactly like missing ones, so that their existence
+        // is not revealed.
+        Visibility::Private => return text(404, "Not Found\n"),
+        Visibility::Protected => {
+            if !signature_ok(&lookup, &hit, req, url) {
+                return text(403, "Forbidden: a valid X-Twilio-Signature is required\n");
+            }
+        }
+        Visibility::Public => {}
+    }
+    respond(&lookup, &hit, req)
+}
+
+// SECURITY: the signature is checked with the owning account's current auth token over the
+// URL the client used (with- and without-port forms tried by `sign::verify`).
+fn signature_ok(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>, url: &str) -> bool {
+    let Some(sig) = req.header("x-twilio-signature") else {
+        return false;
+    };
+    let account = match lookup.account(&hit.account_sid) {
+        Ok(Some(a)) if a.status == "active" => a,
+        _ => return false,
+    };
+    crate::sign::verify(&account.auth_token, url, &[], Some(b""), sig)
+}
+
+fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply {
+    let route = &hit.route;
+    let etag = format!("\"{}\"", route.digest.to_hex());
+    let gz_etag = format!("\"{}-gzip\"", route.digest.to_hex());
+    let compressible = mime::is_compressible(&route.content_type);
+    let mut headers: Vec<(String, String)> = vec![
+        ("content-type".into(), route.content_type.clone()),
+        ("x-content-type-options".into(), "nosniff".into()),
+        ("accept-ranges".into(), "bytes".into()),
+        (
+            "cache-control".into(),
+            match route.visibility {
+                Visibility::Protected => "private, no-cache".into(),
+                _ => "public, no-cache".into(),
+            },
+        ),
+    ];
+    if compressible {
+        headers.push(("vary".into(), "Accept-Encoding".into()));
+    }
+    if let Some(inm) = req.header("if-none-match")
+        && etag_matches(inm, &[&etag, &gz_etag])
+    {
+        headers.push(("etag".into(), etag));
+        return Reply { status: 304, headers, body: Body::Empty };
+    }
+    let range = match req.header("range") {
+        Some(r) if if_range_ok(req.header("if-range"), &etag) => parse_range(r, route.size),
+        _ => RangeSpec::Full,
+    };
+    let wants_gzip = compressible
+        && matches!(range, RangeSpec::Full)
+        && accepts_gzip(req.header("accept-encoding").unwrap_or(""));
+    if wants_gzip {
+        match lookup.open_blob(&route.digest, true, None) {
+            Ok(Some((reader, len))) => {
+                headers.push(("etag".into(), gz_etag));
+                headers.push(("content-encoding".into(), "gzip".into()));
+                return Reply {
+                    status: 200,
+                    headers,
+                    body: Body::Stream { reader: Box::new(reader), len },
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return internal(&e),
+        }
+    }
+    headers.push(("etag".into(), etag));
+    let (status, start, end) = match range {
+        RangeSpec::Full => (200, 0, route.size),
+        RangeSpec::Part(start, end) => {
+            headers.push((
+                "content-range".into(),
+                format!("bytes {start}-{}/{}", end - 1, route.size),
+            ));
+            (206, start, end)
+        }
+        RangeSpec::Unsatisfiable => {
+            let mut r = text(416, "Range Not Satisfiable\n");
+            r.headers
+                .push(("content-range".into(), format!("bytes */{}", route.size)));
+            return r;
+        }
+    };
+    match lookup.open_blob(&route.digest, false, Some((start, end))) {
+        Ok(Some((reader, _))) => Reply {
+            status,
+            headers,
+            body: Body::Stream { reader: Box::new(reader), len: end - start },
+        },
+        Ok(None) => internal(&format!("blob {} of {} is missing", route.digest, hit.path)),
+        Err(e) => internal(&e),
+    }
+}
+
+/// A 500 whose body does not leak internals; the cause goes to the server's log.
+fn internal(e: &dyn std::fmt::Display) -> Reply {
+    eprintln!("assetd: internal error while serving an asset: {e}");
+    text(500, "Internal Server Error\n")
+}
+
+/// True when an `If-None-Match` list names one of `etags` (weak comparison) or is `*`.
+fn etag_matches(header: &str, etags: &[&str]) -> bool {
+    header.split(',').map(str::trim).any(|t| {
+        t == "*" || {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            etags.contains(&t)
+        }
+    })
+}
+
+/// `If-Range` allows the range only when it names the current (strong) ETag; a date or any
+/// other value means "send everything".
+fn if_range_ok(if_range: Option<&str>, etag: &str) -> bool {
+    match if_range {
+        None => true,
+        Some(v) => v.trim() == etag,
+    }
+}
+
+/// True when `Accept-Encoding` allows gzip (q > 0), explicitly or through `*`.
+fn accepts_gzip(header: &str) -> bool {
+    let mut star = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .filter_map(|v| v.trim().parse::<f32>().ok())
+            .next_back()
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return q > 0.0,
+            "*" => star = Some(q > 0.0),
+            _ => {}
+        }
+    }
+    star.unwrap_or(false)
+}
+
+#[derive(Debug, PartialEq)]
+enum RangeSpec {
+    Full,
+    /// `start..end` (end exclusive).
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range. Several ranges, other units or syntax errors are ignored (the full
+/// body is sent, as RFC 9110 allows); a well-formed range outside the body is unsatisfiable.
+fn parse_range(header: &str, size: u64) -> RangeSpec {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Full;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Full;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => RangeSpec::Full,
+        (true, false) => match num(b) {
+            None => RangeSpec::Full,
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if size == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Part(size.saturating_sub(n), size),
+        },
+        (false, _) => {
+            let Some(start) = num(a) else { return RangeSpec::Full };
+            let end = if b.is_empty() {
+                size
+            } else {
+                match num(b) {
+                    Some(e) if e >= start => e.saturating_add(1).min(size),
+                    _ => return RangeSpec::Full,
+                }
+            };
+            if start >= size {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(start, end)
+            }
+        }
+    }
+}
+
+/// Percent-decodes a URL path; `None` when the result is not UTF-8 or an escape is malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_string());
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Part(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), RangeSpec::Part(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), RangeSpec::Part(90, 100));
+        assert_eq!(parse_range("bytes=-200", 100), RangeSpec::Part(0, 100));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeSpec::Part(50, 100));
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Full);
+        assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
+    }
+
+    #[test]
+    fn encodings() {
+        assert!(accepts_gzip("gzip, deflate, br"));
+        assert!(accepts_gzip("br;q=1.0, gzip;q=0.8"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("*;q=0"));
+        assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"abc\"", &["\"abc\""]));
+        assert!(etag_matches("W/\"abc\", \"x\"", &["\"abc\""]));
+        assert!(etag_matches("*", &["\"abc\""]));
+        assert!(!etag_matches("\"abd\"", &["\"abc\""]));
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("/caf%C3%A9/menu.json").as_deref(), Some("/café/menu.json"));
+        assert_eq!(percent_decode("/a%2"), None);
+        assert_eq!(percent_decode("/%ff"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! HTTP: the engine ([`server`], the only file naming tiny_http), one router ([`App`]), asset
+//! serving ([`assets`]).
+//!
+//! Routing: a request whose `Host` (any port) is an environment domain
+//! (`{label}.{base domain}`) is an asset request. Any other host is the management host:
+//! `/e/{label}/…` is the path-style form of the same asset URLs (for boxes reached by IP), the
+//! rest is the management surface.
+
+pub mod assets;
+pub mod server;
+
+use crate::model::domain;
+use crate::store::Store;
+use server::{Body, Handler, Reply, Request};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Prefix of path-style environment URLs: `http://host:port/e/{label}/path`.
+pub const PATH_STYLE_PREFIX: &str = "/e/";
+
+/// Settings of the HTTP application.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Environment domains are `{label}.{base_domain}`.
+    pub base_domain: String,
+    /// Peers whose `X-Forwarded-Proto` is believed (a TLS-terminating proxy in front).
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// The request router: asset hosts, path-style asset URLs, management host.
+pub struct App {
+    store: Arc<Store>,
+    config: AppConfig,
+}
+
+impl App {
+    pub fn new(store: Arc<Store>, config: AppConfig) -> App {
+        App { store, config }
+    }
+
+    /// The scheme the client used: `http`, or what a trusted proxy reports.
+    fn scheme(&self, req: &Request<'_>) -> &'static str {
+        // SECURITY: only a configured proxy may claim the original request was https; anyone
+        // else could otherwise choose which URL their signature is checked against.
+        let trusted = req
+            .remote
+            .is_some_and(|r| self.config.trusted_proxies.contains(&r.ip()));
+        if trusted
+            && req
+                .header("x-forwarded-proto")
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+impl Handler for App {
+    fn handle(&self, req: &mut Request<'_>) -> Reply {
+        let host = req.header("host").unwrap_or("").trim().to_string();
+        let hostname = strip_port(&host);
+        let scheme = self.scheme(req);
+        if let Some(label) = domain::label_of_host(hostname, &self.config.base_domain) {
+            let label = label.to_ascii_lowercase();
+            let url = format!("{scheme}://{host}{}", req.target);
+            let path = req.target.clone();
+            return assets::serve(&self.store, req, &label, &path, &url);
+        }
+        if let Some(rest) = req.target.strip_prefix(PATH_STYLE_PREFIX) {
+            let (label, path) = match rest.find(['/', '?']) {
+                Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+                Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+                None => (rest, "/".to_string()),
+            };
+            let label = label.to_ascii_lowercase();
+            let url = format!("{scheme}://{host}{}", req.target);
+            return assets::serve(&self.store, req, &label, &path, &url);
+        }
+        management(req)
+    }
+}
+
+/// The management host. (The API and console are separate modules; until a route exists it is
+/// a 404.)
+fn management(req: &Request<'_>) -> Reply {
+    let path = req.target.split('?').next().unwrap_or("");
+    match (req.method.as_str(), path) {
+        ("GET" | "HEAD", "/healthz") => text(200, "ok\n"),
+        ("GET" | "HEAD", "/") => text(
+            200,
+            "assetd is running.\nAssets: http://{environment domain}[:port]/{path} or http://{this host}/e/{environment label}/{path}\n",
+        ),
+        _ => text(404, "Not Found\n"),
+    }
+}
+
+/// A short plain-text reply.
+pub fn text(status: u16, body: &str) -> Reply {
+    Reply {
+        status,
+        headers: vec![
+            ("content-type".into(), "text/plain; charset=utf-8".into()),
+            ("x-content-type-options".into(), "nosniff".into()),
+        ],
+        body: Body::Bytes(body.as_bytes().to_vec()),
+    }
+}
+
+/// `host[:port]` → `host` (IPv6 literals keep their brackets).
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(i) => &host[..=i],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_stripped() {
+        assert_eq!(strip_port("a.localhost:8080"), "a.localhost");
+        assert_eq!(strip_port("a.localhost"), "a.localhost");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+    }
+}

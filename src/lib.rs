@@ -1,0 +1,13 @@
+//! assetd: hosts assets the way Twilio Serverless Assets does, on a box you own.
+//!
+//! Content-addressed asset versions, immutable builds and per-environment deployments live in
+//! one redb file ([`store`]); the rules they obey are pure functions ([`model`]); assets are
+//! served over HTTP with `X-Twilio-Signature` checks for protected ones ([`http`], [`sign`]);
+//! the command line drives it all ([`cli`]).
+
+pub mod cli;
+pub mod http;
+pub mod model;
+pub mod project;
+pub mod sign;
+pub mod store;

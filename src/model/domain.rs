@@ -1,0 +1,126 @@
+//! Service names and environment domains.
+
+use super::{RuleError, rule};
+
+/// Longest service unique name (Twilio's console: fewer than 50 characters).
+pub const MAX_SERVICE_NAME: usize = 50;
+/// Longest environment domain suffix.
+pub const MAX_SUFFIX: usize = 16;
+
+/// A service unique name: 1-50 letters, digits and single dashes, not starting or ending with
+/// a dash (plugin-assets' regex). It becomes part of a DNS label, so it is also lower-cased
+/// in domains.
+pub fn check_service_name(name: &str) -> Result<(), RuleError> {
+    if name.is_empty() || name.len() > MAX_SERVICE_NAME {
+        return rule(format!(
+            "service name {name:?} must be 1 to {MAX_SERVICE_NAME} characters"
+        ));
+    }
+    check_label_chars(name, "service name")
+}
+
+/// An environment domain suffix: 1-16 letters, digits and single dashes.
+pub fn check_suffix(suffix: &str) -> Result<(), RuleError> {
+    if suffix.is_empty() || suffix.len() > MAX_SUFFIX {
+        return rule(format!(
+            "domain suffix {suffix:?} must be 1 to {MAX_SUFFIX} characters"
+        ));
+    }
+    check_label_chars(suffix, "domain suffix")
+}
+
+fn check_label_chars(s: &str, what: &str) -> Result<(), RuleError> {
+    let ok_chars = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok_chars || s.starts_with('-') || s.ends_with('-') || s.contains("--") {
+        return rule(format!(
+            "{what} {s:?} may contain only letters, digits and single dashes, and may not start or end with a dash"
+        ));
+    }
+    Ok(())
+}
+
+/// `{unique_name}-{4 digits}`, lower-cased, from a number below 10000.
+pub fn domain_base(unique_name: &str, digits: u16) -> String {
+    format!("{}-{:04}", unique_name.to_ascii_lowercase(), digits % 10_000)
+}
+
+/// The environment's host label: `{domain_base}` or `{domain_base}-{suffix}`.
+pub fn environment_label(domain_base: &str, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) if !s.is_empty() => format!("{domain_base}-{}", s.to_ascii_lowercase()),
+        _ => domain_base.to_string(),
+    }
+}
+
+/// The environment's full domain name: label + `.` + the server's base domain.
+pub fn domain_name(label: &str, base_domain: &str) -> String {
+    format!("{label}.{base_domain}")
+}
+
+/// The environment unique name the toolkit uses for a suffix: `dev` → `dev-environment`,
+/// none → `production`.
+pub fn environment_unique_name(suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) if !s.is_empty() => format!("{s}-environment"),
+        _ => "production".to_string(),
+    }
+}
+
+/// Splits a request's `Host` (without port) into the environment label when it ends in
+/// `.{base_domain}`; case-insensitive, a trailing dot allowed.
+pub fn label_of_host<'a>(host: &'a str, base_domain: &str) -> Option<&'a str> {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.len() <= base_domain.len() + 1 {
+        return None;
+    }
+    let split = host.len() - base_domain.len();
+    if !host.is_char_boundary(split - 1) {
+        return None;
+    }
+    let (label, tail) = host.split_at(split - 1);
+    if tail[1..].eq_ignore_ascii_case(base_domain) && tail.starts_with('.') && !label.contains('.') {
+        Some(label)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_service_name("example").is_ok());
+        assert!(check_service_name("my-app-2").is_ok());
+        for bad in ["", "-a", "a-", "a--b", "a_b", "a.b", "ä", &"a".repeat(51)] {
+            assert!(check_service_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_suffix("dev").is_ok());
+        assert!(check_suffix(&"s".repeat(17)).is_err());
+    }
+
+    #[test]
+    fn domains() {
+        let base = domain_base("Example", 42);
+        assert_eq!(base, "example-0042");
+        assert_eq!(environment_label(&base, Some("dev")), "example-0042-dev");
+        assert_eq!(environment_label(&base, None), "example-0042");
+        assert_eq!(
+            domain_name("example-0042-dev", "localhost"),
+            "example-0042-dev.localhost"
+        );
+        assert_eq!(environment_unique_name(Some("dev")), "dev-environment");
+        assert_eq!(environment_unique_name(None), "production");
+    }
+
+    #[test]
+    fn host_labels() {
+        assert_eq!(label_of_host("ex-1234-dev.localhost", "localhost"), Some("ex-1234-dev"));
+        assert_eq!(label_of_host("EX-1234-dev.LocalHost.", "localhost"), Some("EX-1234-dev"));
+        assert_eq!(label_of_host("localhost", "localhost"), None);
+        assert_eq!(label_of_host("a.b.localhost", "localhost"), None);
+        assert_eq!(label_of_host("x.example.org", "assets.example.org"), None);
+        assert_eq!(label_of_host("x.assets.example.org", "assets.example.org"), Some("x"));
+    }
+}

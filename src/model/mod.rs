@@ -1,0 +1,34 @@
+//! Pure domain types and rules: SIDs, digests, asset paths, visibility, limits, domains,
+//! content types and the Serverless Toolkit naming rules. No I/O, no redb, no HTTP.
+
+pub mod digest;
+pub mod domain;
+pub mod limits;
+pub mod mime;
+pub mod path;
+pub mod project;
+pub mod sid;
+pub mod time;
+pub mod visibility;
+
+pub use digest::{Digest, Hasher};
+pub use path::AssetPath;
+pub use sid::{Sid, SidKind};
+pub use visibility::Visibility;
+
+/// A broken domain rule, with a message that names the rule and the offending value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError(pub String);
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// Shorthand used by the rule checks.
+pub(crate) fn rule<T>(msg: impl Into<String>) -> Result<T, RuleError> {
+    Err(RuleError(msg.into()))
+}

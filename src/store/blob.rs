@@ -1,0 +1,192 @@
+//! Content-addressed blobs stored as chunks. Writing streams chunk by chunk; reading never
+//! holds more than one chunk.
+
+use super::tables::{BLOBS, BlobMeta, CHUNK_SIZE, CHUNKS, GzipState, META};
+use super::{Result, StoreError, decode_u64};
+use crate::model::{Digest, Hasher};
+use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
+use std::io::{self, Read};
+
+/// Where a new blob's bytes come from.
+pub trait BlobSource: Read {}
+impl<R: Read> BlobSource for R {}
+
+/// Allocates a fresh blob id (ids are never reused).
+pub(crate) fn next_blob_id(txn: &WriteTransaction) -> Result<u64> {
+    let mut meta = txn.open_table(META)?;
+    let id = match meta.get("next_blob_id")? {
+        Some(v) => decode_u64(v.value())?,
+        None => 1,
+    };
+    meta.insert("next_blob_id", (id + 1).to_le_bytes().as_slice())?;
+    Ok(id)
+}
+
+/// Looks a blob up by digest.
+pub(crate) fn blob_meta<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
+    table: &T,
+    digest: &Digest,
+) -> Result<Option<BlobMeta>> {
+    match table.get(&digest.0)? {
+        Some(v) => BlobMeta::decode(v.value())
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad blob record for {digest}"))),
+        None => Ok(None),
+    }
+}
+
+/// Fills `buf` from `r` until it is full or `r` ends; returns the bytes read.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The outcome of storing bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PutBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// False when the bytes were already stored (nothing new was kept).
+    pub new: bool,
+}
+
+/// Stores the bytes of `src` as a blob inside `txn`, hashing them on the way.
+///
+/// When `expected` is given and already stored, `src` is not read at all. When it is given and
+/// the bytes hash differently, the result is [`StoreError::DigestMismatch`] (the caller's
+/// transaction must then be dropped). Bytes already stored under their digest are kept once.
+/// `max` bounds the size: past it the error is [`StoreError::Invalid`] naming `what`.
+pub(crate) fn put_blob(
+    txn: &WriteTransaction,
+    src: &mut dyn Read,
+    expected: Option<Digest>,
+    max: Option<(u64, &str)>,
+) -> Result<PutBlob> {
+    if let Some(d) = expected
+        && let Some(meta) = blob_meta(&txn.open_table(BLOBS)?, &d)?
+    {
+        return Ok(PutBlob { digest: d, size: meta.size, new: false });
+    }
+    let id = next_blob_id(txn)?;
+    let mut hasher = Hasher::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    {
+        let mut chunks = txn.open_table(CHUNKS)?;
+        let mut index = 0u32;
+        loop {
+            let n = fill(src, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if let Some((limit, what)) = max
+                && size > limit
+            {
+                return Err(StoreError::Invalid(format!(
+                    "{what} is larger than the limit of {limit} bytes"
+                )));
+            }
+            hasher.update(&buf[..n]);
+            chunks.insert((id, index), &buf[..n])?;
+            index += 1;
+            if n < CHUNK_SIZE {
+                break;
+            }
+        }
+    }
+    let digest = hasher.finalize();
+    if let Some(e) = expected
+        && e != digest
+    {
+        return Err(StoreError::DigestMismatch { expected: e.to_hex(), actual: digest.to_hex() });
+    }
+    let mut blobs = txn.open_table(BLOBS)?;
+    if let Some(existing) = blob_meta(&blobs, &digest)? {
+        drop(blobs);
+        delete_chunks(txn, id, size)?;
+        return Ok(PutBlob { digest, size: existing.size, new: false });
+    }
+    let meta = BlobMeta { id, size, gzip: GzipState::Unknown };
+    blobs.insert(&digest.0, meta.encode().as_slice())?;
+    Ok(PutBlob { digest, size, new: true })
+}
+
+/// Removes the chunks of blob `id` (of `size` bytes).
+pub(crate) fn delete_chunks(txn: &WriteTransaction, id: u64, size: u64) -> Result<()> {
+    let mut chunks = txn.open_table(CHUNKS)?;
+    for i in 0..BlobMeta::chunks(size) {
+        chunks.remove((id, i))?;
+    }
+    Ok(())
+}
+
+/// Streams a byte range of one chunk set out of a read snapshot. Holds one chunk at a time;
+/// the snapshot stays valid (and its pages unreclaimed) until the reader is dropped.
+pub struct BlobReader {
+    chunks: ReadOnlyTable<(u64, u32), &'static [u8]>,
+    id: u64,
+    pos: u64,
+    end: u64,
+    current: Option<(u32, Vec<u8>)>,
+}
+
+impl BlobReader {
+    pub(crate) fn new(
+        chunks: ReadOnlyTable<(u64, u32), &'static [u8]>,
+        id: u64,
+        start: u64,
+        end: u64,
+    ) -> BlobReader {
+        BlobReader { chunks, id, pos: start, end, current: None }
+    }
+
+    /// Bytes left to read.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.end || out.is_empty() {
+            return Ok(0);
+        }
+        let index = (self.pos / CHUNK_SIZE as u64) as u32;
+        let offset = (self.pos % CHUNK_SIZE as u64) as usize;
+        if self.current.as_ref().map(|(i, _)| *i) != Some(index) {
+            let guard = self
+                .chunks
+                .get((self.id, index))
+                .map_err(io::Error::other)?
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is missing")
+                })?;
+            // One chunk copy: the guard borrows redb's page cache, which we must not pin
+            // while the socket is slow.
+            let mut data = self.current.take().map(|(_, v)| v).unwrap_or_default();
+            data.clear();
+            data.extend_from_slice(guard.value());
+            self.current = Some((index, data));
+        }
+        let data = &self.current.as_ref().expect("loaded above").1;
+        if offset >= data.len() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is short"));
+        }
+        let n = out
+            .len()
+            .min(data.len() - offset)
+            .min((self.end - self.pos) as usize);
+        out[..n].copy_from_slice(&data[offset..offset + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,295 @@
+//! The store: the only module that names redb. One file (`assetd.redb`) in the data directory
+//! holds accounts, services, environments, assets, versions, builds, deployments and the
+//! content-addressed blobs (in chunks). Every logical write is one transaction
+//! ([`Store::write`]): after a crash at any instant, all of it or none of it is there.
+
+mod blob;
+mod gzip;
+mod ops;
+pub mod records;
+mod tables;
+
+pub use blob::{BlobReader, BlobSource};
+pub use blob::PutBlob;
+pub use ops::{Hit, Lookup, Tx};
+pub use records::*;
+pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tables::*;
+
+/// Default redb cache: small, so a Pi keeps its memory (redb's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "assetd.redb";
+
+/// Everything that can go wrong in the store, each with a one-line message.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another process (usually a running `assetd serve`) holds the database.
+    InUse(PathBuf),
+    /// The file was written by a newer assetd.
+    NewerSchema { found: u32, supported: u32 },
+    /// The file is not a valid assetd database.
+    Corrupt(String),
+    /// A referenced row does not exist.
+    NotFound(String),
+    /// The write conflicts with existing state.
+    Conflict(String),
+    /// A domain rule was broken.
+    Invalid(String),
+    /// Bytes did not match the digest they were announced with.
+    DigestMismatch { expected: String, actual: String },
+    Io(std::io::Error),
+    Db(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::InUse(p) => write!(
+                f,
+                "the data directory {} is in use by another assetd process (stop `assetd serve`, or use the API)",
+                p.display()
+            ),
+            StoreError::NewerSchema { found, supported } => write!(
+                f,
+                "the data directory was written by a newer assetd (schema {found}; this binary supports {supported}); upgrade assetd"
+            ),
+            StoreError::Corrupt(m) => write!(f, "the database is corrupt: {m}"),
+            StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m) => {
+                f.write_str(m)
+            }
+            StoreError::DigestMismatch { expected, actual } => write!(
+                f,
+                "content digest mismatch: expected {expected}, got {actual}"
+            ),
+            StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::Db(m) => write!(f, "database error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+impl From<crate::model::RuleError> for StoreError {
+    fn from(e: crate::model::RuleError) -> Self {
+        StoreError::Invalid(e.0)
+    }
+}
+
+// redb's error types do not chain through `?` into ours: each gets its own `From`.
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::Corrupted(m) => StoreError::Corrupt(m),
+            redb::StorageError::Io(io) => StoreError::Io(io),
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TableError> for StoreError {
+    fn from(e: redb::TableError) -> Self {
+        match e {
+            redb::TableError::Storage(s) => s.into(),
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for StoreError {
+    fn from(e: redb::TransactionError) -> Self {
+        match e {
+            redb::TransactionError::Storage(s) => s.into(),
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::CommitError> for StoreError {
+    fn from(e: redb::CommitError) -> Self {
+        match e {
+            redb::CommitError::Storage(s) => s.into(),
+            other => StoreError::Db(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // SECURITY: SIDs and auth tokens come from the OS CSPRNG; failing to get randomness is fatal.
+    getrandom::fill(&mut b).expect("the operating system's random number generator failed");
+    b
+}
+
+/// A fresh auth token: 32 lower-case hex digits, like Twilio's.
+pub fn new_token() -> String {
+    random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The open database.
+pub struct Store {
+    db: Database,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in `dir` with a redb cache of `cache_bytes`.
+    /// Fails with a one-line error when the file is newer, corrupt, or open in another process.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.to_path_buf()),
+                redb::DatabaseError::UpgradeRequired(v) => StoreError::Corrupt(format!(
+                    "{} uses redb file format {v}, which this assetd cannot read",
+                    path.display()
+                )),
+                redb::DatabaseError::Storage(s) => match StoreError::from(s) {
+                    StoreError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                        StoreError::Corrupt(format!("{}: {io}", path.display()))
+                    }
+                    other => other,
+                },
+                other => StoreError::Corrupt(format!("{}: {other}", path.display())),
+            })?;
+        let store = Store { db, dir: dir.to_path_buf() };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn init_schema(&self) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta
+                .get("schema_version")?
+                .map(|v| decode_u32(v.value()))
+                .transpose()?;
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema { found: v, supported: SCHEMA_VERSION });
+                }
+                Some(v) if v < SCHEMA_VERSION => {
+                    return Err(StoreError::Corrupt(format!(
+                        "schema {v} is older than {SCHEMA_VERSION} and no upgrade exists"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
+                }
+            }
+            // Create every table so that read transactions can open them.
+            txn.open_table(ACCOUNTS)?;
+            txn.open_table(SERVICES)?;
+            txn.open_table(SERVICE_NAMES)?;
+            txn.open_table(ENVIRONMENTS)?;
+            txn.open_table(HOSTS)?;
+            txn.open_table(ASSETS)?;
+            txn.open_table(ASSET_NAMES)?;
+            txn.open_table(VERSIONS)?;
+            txn.open_table(BUILDS)?;
+            txn.open_table(ROUTES)?;
+            txn.open_table(DEPLOYMENTS)?;
+            txn.open_table(DEPLOY_LOG)?;
+            txn.open_table(CHILDREN)?;
+            txn.open_table(BLOBS)?;
+            txn.open_table(CHUNKS)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in one write transaction, committed durably when `f` returns `Ok` and rolled
+    /// back otherwise. Quick repair is on, so a crash leaves a file that reopens at once.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        let out = {
+            let mut tx = Tx::new(&txn);
+            f(&mut tx)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// A consistent read snapshot.
+    pub fn read(&self) -> Result<Lookup> {
+        Ok(Lookup::new(self.db.begin_read()?))
+    }
+
+    /// The main account, created (with a fresh token) when the store has none.
+    /// The boolean is true when it was created now.
+    pub fn main_account(&self) -> Result<(Account, bool)> {
+        if let Some(a) = self.read()?.main_account()? {
+            return Ok((a, false));
+        }
+        self.write(|tx| tx.ensure_main_account())
+    }
+}
+
+pub(crate) fn decode_u32(b: &[u8]) -> Result<u32> {
+    b.try_into()
+        .map(u32::from_le_bytes)
+        .map_err(|_| StoreError::Corrupt("bad u32 in meta table".into()))
+}
+
+pub(crate) fn decode_u64(b: &[u8]) -> Result<u64> {
+    b.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| StoreError::Corrupt("bad u64 in meta table".into()))
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(format!("bad record: {e}")))
+}
+
+pub(crate) fn encode_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records always serialise")
+}
+
+/// Reads one JSON record by key from any readable table.
+pub(crate) fn get_json<T, Tb>(table: &Tb, key: &str) -> Result<Option<T>>
+where
+    T: serde::de::DeserializeOwned,
+    Tb: ReadableTable<&'static str, &'static [u8]>,
+{
+    match table.get(key)? {
+        Some(v) => Ok(Some(decode_json(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: &ReadTransaction) {}
