@@ -293,3 +293,6 @@ where
 
 #[allow(dead_code)]
 fn _assert_send(_: &ReadTransaction) {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,199 @@
+//! Store round trips, dedup, and the open-time errors.
+
+use super::*;
+use crate::model::{AssetPath, Digest, Visibility};
+use std::io::Read;
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    (dir, store)
+}
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
+}
+
+#[test]
+fn two_versions_with_the_same_bytes_share_one_blob() {
+    let (_d, store) = open();
+    let body = bytes(3 * CHUNK_SIZE + 17, 1);
+    let (v1, v2) = store
+        .write(|tx| {
+            let (acct, created) = tx.ensure_main_account()?;
+            assert!(created);
+            let svc = tx.create_service(&acct.sid, "svc", "svc")?;
+            let a = tx.asset_named(&svc, "/a.bin")?;
+            let b = tx.asset_named(&svc, "/b.bin")?;
+            let p1 = tx.put_blob(&mut body.as_slice(), None, None)?;
+            assert!(p1.new);
+            let p2 = tx.put_blob(&mut body.as_slice(), None, None)?;
+            assert!(!p2.new, "second copy must be deduplicated");
+            assert_eq!(p1.digest, p2.digest);
+            // With a known digest the source is not even read.
+            let p3 = tx.put_blob(&mut std::io::empty(), Some(p1.digest), None)?;
+            assert!(!p3.new);
+            let ct = "application/octet-stream";
+            let v1 = tx.create_version(&a, &AssetPath::parse("/a.bin")?, Visibility::Public, ct, &p1.digest)?;
+            let v2 = tx.create_version(&b, &AssetPath::parse("/b.bin")?, Visibility::Private, ct, &p2.digest)?;
+            Ok((v1, v2))
+        })
+        .unwrap();
+    assert_eq!(v1.digest, v2.digest);
+    let lookup = store.read().unwrap();
+    assert_eq!(lookup.blobs().unwrap().len(), 1);
+    assert_eq!(lookup.version(&v1.sid).unwrap().unwrap(), v1);
+    // Streamed back byte-exact, whole and by range across chunk boundaries.
+    let digest = Digest::from_hex(&v1.digest).unwrap();
+    let (mut r, len) = lookup.open_blob(&digest, false, None).unwrap().unwrap();
+    assert_eq!(len, body.len() as u64);
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert!(out == body);
+    let (a, b) = (CHUNK_SIZE as u64 - 5, 2 * CHUNK_SIZE as u64 + 5);
+    let (mut r, _) = lookup.open_blob(&digest, false, Some((a, b))).unwrap().unwrap();
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert!(out == body[a as usize..b as usize]);
+}
+
+#[test]
+fn records_round_trip_and_deploy_switches_atomically() {
+    let (_d, store) = open();
+    let (env, b1, b2) = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "Round-Trip", "Round trip")?;
+            assert!(tx.find_service(&acct.sid, "round-trip")?.is_some());
+            assert!(tx.find_service(&acct.sid, &svc.sid)?.is_some());
+            assert!(tx.find_service("ACother", "round-trip")?.is_none());
+            let env = tx.create_environment(&svc, "dev-environment", Some("dev"))?;
+            assert!(matches!(
+                tx.create_environment(&svc, "dev-environment", Some("other")),
+                Err(StoreError::Conflict(_))
+            ));
+            let mut builds = Vec::new();
+            for body in ["one", "two"] {
+                let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
+                let asset = tx.asset_named(&svc, "/x.txt")?;
+                let v = tx.create_version(&asset, &AssetPath::parse("/x.txt")?, Visibility::Public, "text/plain", &put.digest)?;
+                builds.push(tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?);
+            }
+            tx.deploy(&env, &builds[0].sid)?;
+            assert!(matches!(tx.deploy(&env, &builds[0].sid), Err(StoreError::Conflict(_))));
+            Ok((env, builds[0].clone(), builds[1].clone()))
+        })
+        .unwrap();
+    assert!(env.label.starts_with("round-trip-") && env.label.ends_with("-dev"));
+    let hit = store.read().unwrap().resolve(&env.label, &["/x.txt"]).unwrap().unwrap();
+    assert_eq!(hit.build_sid, b1.sid);
+    store.write(|tx| tx.deploy(&env, &b2.sid)).unwrap();
+    let lookup = store.read().unwrap();
+    assert_eq!(lookup.resolve(&env.label, &["/x.txt"]).unwrap().unwrap().build_sid, b2.sid);
+    assert_eq!(lookup.deployments(&env.sid).unwrap().len(), 2);
+    assert_eq!(lookup.build(&b1.sid).unwrap().unwrap(), b1);
+    assert!(lookup.resolve(&env.label, &["/y.txt"]).unwrap().is_none());
+    assert!(lookup.resolve("nope-0000", &["/x.txt"]).unwrap().is_none());
+}
+
+#[test]
+fn a_failed_write_leaves_nothing() {
+    let (_d, store) = open();
+    let err = store.write(|tx| {
+        let (acct, _) = tx.ensure_main_account()?;
+        tx.create_service(&acct.sid, "gone", "gone")?;
+        tx.put_blob(&mut &b"bytes"[..], None, None)?;
+        Err::<(), _>(StoreError::Invalid("stop".into()))
+    });
+    assert!(err.is_err());
+    let lookup = store.read().unwrap();
+    assert!(lookup.main_account().unwrap().is_none());
+    assert!(lookup.blobs().unwrap().is_empty());
+}
+
+#[test]
+fn digest_mismatch_and_size_limit_are_refused() {
+    let (_d, store) = open();
+    let r = store.write(|tx| tx.put_blob(&mut &b"abc"[..], Some(Digest::of(b"abd")), None));
+    assert!(matches!(r, Err(StoreError::DigestMismatch { .. })));
+    let r = store.write(|tx| tx.put_blob(&mut &b"abcdef"[..], None, Some((3, "/x"))));
+    assert!(matches!(r, Err(StoreError::Invalid(m)) if m.contains("/x")));
+    assert!(store.read().unwrap().blobs().unwrap().is_empty());
+}
+
+#[test]
+fn builds_are_validated() {
+    let (_d, store) = open();
+    let r = store.write(|tx| {
+        let (acct, _) = tx.ensure_main_account()?;
+        let s1 = tx.create_service(&acct.sid, "one", "one")?;
+        let s2 = tx.create_service(&acct.sid, "two", "two")?;
+        assert!(tx.create_build(&s1, &[], serde_json::json!([]), None).is_err());
+        let put = tx.put_blob(&mut &b"x"[..], None, None)?;
+        let a = tx.asset_named(&s2, "/x")?;
+        let v = tx.create_version(&a, &AssetPath::parse("/x")?, Visibility::Public, "text/plain", &put.digest)?;
+        // A version of another service cannot go into this one's build.
+        let err = tx.create_build(&s1, &[v.sid.clone()], serde_json::json!([]), None).unwrap_err();
+        assert!(err.to_string().contains("does not exist in service"), "{err}");
+        // A bad content type never gets stored (it would end up in a response header).
+        let bad = tx.create_version(&a, &AssetPath::parse("/x")?, Visibility::Public, "text/html\r\nX: y", &put.digest);
+        assert!(bad.is_err());
+        Ok(())
+    });
+    r.unwrap();
+}
+
+#[test]
+fn open_errors_are_one_line_and_clear() {
+    let (dir, store) = open();
+    // Already open (redb's file lock also holds within one process).
+    let err = Store::open(dir.path(), 1 << 20).err().unwrap();
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    drop(store);
+
+    // Newer schema.
+    {
+        let db = redb::Database::create(dir.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert("schema_version", 99u32.to_le_bytes().as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path(), 1 << 20).err().unwrap();
+    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    assert!(err.to_string().contains("newer assetd"));
+
+    // Not a database at all.
+    let junk = tempfile::tempdir().unwrap();
+    std::fs::write(junk.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
+    let err = Store::open(junk.path(), 1 << 20).err().unwrap();
+    assert!(!err.to_string().contains('\n'));
+    assert!(matches!(err, StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_)), "{err}");
+}
+
+#[test]
+fn gzip_variant_is_stored_once_for_compressible_content() {
+    let (_d, store) = open();
+    let text = "hello hello hello hello ".repeat(100);
+    let digest = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "gz", "gz")?;
+            let put = tx.put_blob(&mut text.as_bytes(), None, None)?;
+            let a = tx.asset_named(&svc, "/t.txt")?;
+            for _ in 0..2 {
+                tx.create_version(&a, &AssetPath::parse("/t.txt")?, Visibility::Public, "text/plain", &put.digest)?;
+            }
+            Ok(put.digest)
+        })
+        .unwrap();
+    let lookup = store.read().unwrap();
+    let gz = lookup.gzip_len(&digest).unwrap().unwrap();
+    assert!(gz < text.len() as u64 / 10);
+    let (r, _) = lookup.open_blob(&digest, true, None).unwrap().unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(r).read_to_string(&mut plain).unwrap();
+    assert_eq!(plain, text);
+}

@@ -1,0 +1,141 @@
+//! The command line: import rules and refusals, dedup, account, sign.
+
+use crate::harness::*;
+
+fn data_arg(d: &tempfile::TempDir) -> String {
+    d.path().to_str().unwrap().to_string()
+}
+
+#[test]
+fn import_prints_urls_and_counts_new_bytes_and_dedups() {
+    let same = b"the same bytes twice".to_vec();
+    let p = project(&[
+        ("a.txt", &same),
+        ("copy/a.txt", &same),
+        ("song.protected.mp3", b"mp3"),
+        ("conf.private.json", b"{}"),
+        (".DS_Store", b"junk"),
+        (".env", b"SECRET=1"),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let out = import(p.path(), data.path(), "dedup", &[]);
+    let label = label_of(&out);
+    assert!(label.starts_with("dedup-") && label.ends_with("-dev"), "{label}");
+    assert!(out.contains(&format!("public    http://{label}.localhost:8080/a.txt")), "{out}");
+    assert!(out.contains("protected http://") && out.contains("/song.mp3"), "{out}");
+    assert!(out.contains("/conf.json (private"), "{out}");
+    assert!(out.contains("skipped   .env"), "{out}");
+    // Two files with the same bytes are stored once.
+    assert!(out.contains("4 files, 3 new"), "{out}");
+
+    // Re-importing the unchanged project stores nothing new.
+    let again = import(p.path(), data.path(), "dedup", &[]);
+    assert!(again.contains("4 files, 0 new (0 bytes new)"), "{again}");
+    assert_eq!(label_of(&again), label);
+
+    // --production deploys to the environment without suffix.
+    let prod = import(p.path(), data.path(), "dedup", &["--production"]);
+    let prod_label = label_of(&prod);
+    assert_eq!(format!("{prod_label}-dev"), label);
+}
+
+#[test]
+fn import_refuses_broken_projects_and_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let good = project(&[("keep.txt", b"v1")]);
+    let label = label_of(&import(good.path(), data.path(), "strict", &[]));
+
+    let too_big_private = vec![0u8; 10 * 1024 * 1024 + 1];
+    let too_big_public = vec![0u8; 25 * 1024 * 1024 + 1];
+    let many_private: Vec<(String, Vec<u8>)> =
+        (0..51).map(|i| (format!("p{i}.private.txt"), vec![b'x'])).collect();
+    let cases: Vec<(Vec<(String, Vec<u8>)>, &str)> = vec![
+        (vec![("keep.txt".into(), b"v2".to_vec()), ("big.private.bin".into(), too_big_private)], "10 MB"),
+        (vec![("huge.mp3".into(), too_big_public)], "25 MB"),
+        (vec![("what?.txt".into(), b"x".to_vec())], "what?.txt"),
+        (vec![("a.txt".into(), b"1".to_vec()), ("a.public.txt".into(), b"2".to_vec())], "both map"),
+        (many_private, "at most 50 private"),
+        (vec![(format!("{}.txt", "n".repeat(260)), b"x".to_vec())], "limit is 255"),
+    ];
+    for (files, expect) in cases {
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let p = project(&refs);
+        let (ok, out, err) = cli(&[
+            "import",
+            p.path().to_str().unwrap(),
+            "--service",
+            "strict",
+            "--data",
+            &data_arg(&data),
+        ]);
+        assert!(!ok, "import should fail for {expect}: {out}");
+        assert!(err.contains(expect), "error should mention {expect:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "one-line error: {err}");
+    }
+    // An empty project and a directory without assets/ are refused too.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir(empty.path().join("assets")).unwrap();
+    let (ok, _, err) = cli(&["import", empty.path().to_str().unwrap(), "--service", "strict", "--data", &data_arg(&data)]);
+    assert!(!ok && err.contains("no asset files"), "{err}");
+    let bare = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli(&["import", bare.path().to_str().unwrap(), "--service", "strict", "--data", &data_arg(&data)]);
+    assert!(!ok && err.contains("Invalid Serverless Project Structure"), "{err}");
+    let (ok, _, err) = cli(&["import", good.path().to_str().unwrap(), "--service", "bad_name", "--data", &data_arg(&data)]);
+    assert!(!ok && err.contains("service name"), "{err}");
+
+    // The environment still serves v1.
+    let srv = Server::start(data.path(), &[]);
+    assert_eq!(srv.get(&format!("{label}.localhost"), "/keep.txt").body, b"v1");
+}
+
+#[test]
+fn account_is_stable_and_sign_matches_the_library() {
+    let data = tempfile::tempdir().unwrap();
+    let (ok, first, _) = cli(&["account", "--data", &data_arg(&data)]);
+    assert!(ok);
+    let (_, second, _) = cli(&["account", "--data", &data_arg(&data)]);
+    assert_eq!(first, second);
+    let sid = first.lines().find_map(|l| l.strip_prefix("ASSETD_ACCOUNT_SID=")).unwrap();
+    assert!(sid.starts_with("AC") && sid.len() == 34);
+    let token = first.lines().find_map(|l| l.strip_prefix("ASSETD_AUTH_TOKEN=")).unwrap();
+
+    let url = "https://example-1234-dev.twil.io/secret.mp3";
+    let (ok, out, _) = cli(&["sign", url, "--token", "12345"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "6Ew+AKYs6d7g/1/eP15P+96Jfus=");
+    let (ok, out, _) = cli(&["sign", url, "--data", &data_arg(&data)]);
+    assert!(ok);
+    assert_eq!(out.trim(), assetd::sign::compute(token, url, &[]));
+    let (ok, out, _) = cli(&[
+        "sign",
+        "https://mycompany.com/myapp.php?foo=1&bar=2",
+        "--token",
+        "12345",
+        "--param",
+        "CallSid=CA1234567890ABCDE",
+        "--param",
+        "Caller=+14158675309",
+        "--param",
+        "Digits=1234",
+        "--param",
+        "From=+14158675309",
+        "--param",
+        "To=+18005551212",
+    ]);
+    assert!(ok);
+    assert_eq!(out.trim(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+    let (ok, _, err) = cli(&["sign", url]);
+    assert!(!ok && err.contains("--token"), "{err}");
+    let (ok, _, err) = cli(&["sign", "ftp://x/y", "--token", "1"]);
+    assert!(!ok && err.contains("not an http"), "{err}");
+}
+
+#[test]
+fn a_second_process_on_the_same_data_gets_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    let _srv = Server::start(data.path(), &[]);
+    let (ok, _, err) = cli(&["account", "--data", &data_arg(&data)]);
+    assert!(!ok);
+    assert!(err.contains("in use by another assetd process"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -1,0 +1,237 @@
+//! Test harness: runs the real `assetd` binary (server on port 0, CLI commands) and speaks
+//! plain HTTP/1.1 to it over `TcpStream`.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_assetd");
+
+/// A running `assetd serve`, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Lines printed after the `listening on` line, up to the first blank read.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    /// Starts `assetd serve --listen 127.0.0.1:0 --data DATA` plus `extra` arguments and waits
+    /// for its `listening on` line.
+    pub fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(extra);
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a prepared `serve` command and waits for its `listening on` line.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn assetd serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        let mut banner = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read serve stdout");
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                addr = Some(a.parse().expect("listening address"));
+                break;
+            }
+            banner.push(line);
+        }
+        let addr = addr.expect("assetd serve did not print its address");
+        // Keep draining stdout in the background so the server never blocks on a full pipe,
+        // and collect what it printed at startup.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // The startup lines come right after the address line; take what is there once the
+        // server answers a request.
+        let probe = get(addr, "localhost", "/healthz");
+        assert_eq!(probe.status, 200, "server not healthy");
+        while let Ok(l) = rx.try_recv() {
+            banner.push(l);
+        }
+        Server { child, addr, banner }
+    }
+
+    pub fn get(&self, host: &str, target: &str) -> Response {
+        get(self.addr, host, target)
+    }
+
+    pub fn request(&self, method: &str, host: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+        request(self.addr, method, host, target, headers, b"")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub raw_head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn get(addr: SocketAddr, host: &str, target: &str) -> Response {
+    request(addr, "GET", host, target, &[], b"")
+}
+
+/// One request on a fresh connection (`Connection: close`); reads the whole response.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_response(&mut BufReader::new(s), method == "HEAD")
+}
+
+/// Reads one response from `r`; the body by `Content-Length` (or to EOF without one).
+pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
+    let mut raw_head = String::new();
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    raw_head.push_str(&line);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("bad status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("header line");
+        raw_head.push_str(&line);
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').expect("header colon");
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    let mut body = Vec::new();
+    if !head_only && status != 304 {
+        match headers.get("content-length") {
+            Some(n) => {
+                body.resize(n.parse().unwrap(), 0);
+                r.read_exact(&mut body).expect("body");
+            }
+            None => {
+                r.read_to_end(&mut body).unwrap();
+            }
+        }
+    }
+    Response { status, headers, raw_head, body }
+}
+
+/// Runs the `assetd` CLI; returns (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run assetd");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A Serverless Toolkit project in a temp dir: `files` are (path under assets/, bytes).
+pub fn project(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, bytes) in files {
+        let p: PathBuf = dir.path().join("assets").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
+/// Imports `project` into `data`; panics with the CLI's output on failure. Returns stdout.
+pub fn import(project: &Path, data: &Path, service: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "import",
+        project.to_str().unwrap(),
+        "--service",
+        service,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = cli(&args);
+    assert!(ok, "import failed: {out}\n{err}");
+    out
+}
+
+/// The environment host label (`svc-1234-dev`) printed in an import's output.
+pub fn label_of(import_output: &str) -> String {
+    let url = import_output
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a URL in the import output");
+    let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap();
+    host.strip_suffix(".localhost").unwrap().to_string()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), incompressible.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
