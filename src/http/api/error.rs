@@ -1,0 +1,96 @@
+//! API errors in Twilio's shape: `{code, message, more_info, status}`.
+
+use crate::http::server::{Body, Reply};
+use crate::store::StoreError;
+
+/// An API error: HTTP status, Twilio error code and a message naming what is wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: u32,
+    pub message: String,
+    /// Extra response headers (`Retry-After`, `WWW-Authenticate`, `Connection`).
+    pub headers: Vec<(String, String)>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: u16, code: u32, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), headers: Vec::new() }
+    }
+
+    /// 404 / 20404 for `resource` (the path the client asked for).
+    pub fn not_found(resource: &str) -> ApiError {
+        ApiError::new(404, 20404, format!("The requested resource {resource} was not found"))
+    }
+
+    /// 400 / 20001: a parameter or limit problem.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, 20001, message)
+    }
+
+    /// 400 / 21218-style missing parameter, as 20001 with the parameter named.
+    pub fn missing(param: &str) -> ApiError {
+        ApiError::invalid(format!("Missing required parameter {param} in the post body"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(409, 20409, message)
+    }
+
+    pub fn unauthorized() -> ApiError {
+        let mut e = ApiError::new(401, 20003, "Authentication Error - invalid username or password");
+        e.headers.push(("www-authenticate".into(), "Basic realm=\"assetd\"".into()));
+        e
+    }
+
+    pub fn method_not_allowed(allow: &str) -> ApiError {
+        let mut e = ApiError::new(405, 20004, "Method not allowed");
+        e.headers.push(("allow".into(), allow.into()));
+        e
+    }
+
+    pub fn too_large(message: impl Into<String>) -> ApiError {
+        let mut e = ApiError::new(413, 20413, message);
+        // The rest of the body is not read: the connection must not be reused.
+        e.headers.push(("connection".into(), "close".into()));
+        e
+    }
+
+    pub fn internal(e: &dyn std::fmt::Display) -> ApiError {
+        eprintln!("assetd: internal API error: {e}");
+        ApiError::new(500, 20500, "Internal Server Error")
+    }
+
+    /// The JSON reply.
+    pub fn into_reply(self) -> Reply {
+        let body = serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.status,
+        });
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        headers.extend(self.headers);
+        Reply { status: self.status, headers, body: Body::Bytes(body.to_string().into_bytes()) }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::new(404, 20404, m),
+            StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Invalid(m) => ApiError::invalid(m),
+            e @ StoreError::DigestMismatch { .. } => ApiError::invalid(e.to_string()),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<crate::model::RuleError> for ApiError {
+    fn from(e: crate::model::RuleError) -> Self {
+        ApiError::invalid(e.0)
+    }
+}
