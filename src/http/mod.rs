@@ -6,6 +6,7 @@
 //! `/e/{label}/…` is the path-style form of the same asset URLs (for boxes reached by IP), the
 //! rest is the management surface.
 
+pub mod api;
 pub mod assets;
 pub mod server;
 
@@ -31,11 +32,12 @@ pub struct AppConfig {
 pub struct App {
     store: Arc<Store>,
     config: AppConfig,
+    api: api::Api,
 }
 
 impl App {
     pub fn new(store: Arc<Store>, config: AppConfig) -> App {
-        App { store, config }
+        App { store, config, api: api::Api::new() }
     }
 
     /// The scheme the client used: `http`, or what a trusted proxy reports.
@@ -77,6 +79,10 @@ impl Handler for App {
             let label = label.to_ascii_lowercase();
             let url = format!("{scheme}://{host}{}", req.target);
             return assets::serve(&self.store, req, &label, &path, &url);
+        }
+        let path = req.target.split('?').next().unwrap_or("");
+        if api::Api::owns(path) {
+            return self.api.handle(&self.store, &self.config, req, scheme);
         }
         management(req)
     }

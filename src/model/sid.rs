@@ -14,6 +14,8 @@ pub enum SidKind {
     Build,
     Deployment,
     Variable,
+    /// assetd's upload-only-what-is-missing manifests.
+    Manifest,
 }
 
 impl SidKind {
@@ -29,6 +31,7 @@ impl SidKind {
             SidKind::Build => "ZB",
             SidKind::Deployment => "ZD",
             SidKind::Variable => "ZV",
+            SidKind::Manifest => "ZM",
         }
     }
 }

@@ -115,7 +115,7 @@ pub(crate) fn put_blob(
         delete_chunks(txn, id, size)?;
         return Ok(PutBlob { digest, size: existing.size, new: false });
     }
-    let meta = BlobMeta { id, size, gzip: GzipState::Unknown };
+    let meta = BlobMeta { id, size, gzip: GzipState::Unknown, created: super::now() };
     blobs.insert(&digest.0, meta.encode().as_slice())?;
     Ok(PutBlob { digest, size, new: true })
 }

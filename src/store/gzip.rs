@@ -1,12 +1,10 @@
 //! Gzip variants of compressible blobs, computed once per blob when a version that needs
-//! one is created. The only module that names flate2.
+//! one is created.
 
 use super::blob::{blob_meta, delete_chunks, next_blob_id};
 use super::tables::{BLOBS, BlobMeta, CHUNK_SIZE, CHUNKS, GzipState};
 use super::{Result, StoreError};
 use crate::model::Digest;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use redb::{ReadableTable, WriteTransaction};
 use std::io::Write;
 
@@ -26,7 +24,7 @@ pub(crate) fn ensure_gzip(txn: &WriteTransaction, digest: &Digest) -> Result<()>
     } else {
         let gz_id = next_blob_id(txn)?;
         let mut chunks = txn.open_table(CHUNKS)?;
-        let mut enc = GzEncoder::new(Vec::with_capacity(CHUNK_SIZE), Compression::new(6));
+        let mut enc = crate::compress::encoder(Vec::with_capacity(CHUNK_SIZE));
         let mut out_index = 0u32;
         let mut out_size = 0u64;
         let mut flush = |buf: &mut Vec<u8>,

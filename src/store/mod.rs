@@ -3,14 +3,21 @@
 //! content-addressed blobs (in chunks). Every logical write is one transaction
 //! ([`Store::write`]): after a crash at any instant, all of it or none of it is there.
 
+mod accounts;
 mod blob;
+mod gc;
 mod gzip;
 mod ops;
+mod resources;
 pub mod records;
+mod sync;
 mod tables;
 
 pub use blob::{BlobReader, BlobSource};
+pub use accounts::secret_hash;
 pub use blob::PutBlob;
+pub use gc::{DEFAULT_RETENTION_SECS, GcReport};
+pub use sync::{MANIFEST_TTL_SECS, ManifestBuild, validate_entries};
 pub use ops::{Hit, Lookup, Tx};
 pub use records::*;
 pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
@@ -226,6 +233,10 @@ impl Store {
             txn.open_table(CHILDREN)?;
             txn.open_table(BLOBS)?;
             txn.open_table(CHUNKS)?;
+            txn.open_table(KEYS)?;
+            txn.open_table(BLOB_OWNERS)?;
+            txn.open_table(MANIFESTS)?;
+            txn.open_table(VARIABLES)?;
         }
         txn.commit()?;
         Ok(())

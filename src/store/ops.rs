@@ -14,7 +14,7 @@ use crate::model::{AssetPath, Digest, Sid, SidKind, Visibility, domain, mime};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::io::Read;
 
-fn new_sid(kind: SidKind) -> String {
+pub(crate) fn new_sid(kind: SidKind) -> String {
     Sid::from_bytes(kind, random_bytes::<16>()).to_string()
 }
 
@@ -27,6 +27,15 @@ pub struct Tx<'a> {
 impl<'a> Tx<'a> {
     pub(crate) fn new(txn: &'a WriteTransaction) -> Tx<'a> {
         Tx { txn, now: now() }
+    }
+
+    pub(crate) fn txn(&self) -> &'a WriteTransaction {
+        self.txn
+    }
+
+    /// The transaction's clock (seconds since the epoch), the same for every row it writes.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     fn get<T: serde::de::DeserializeOwned>(
@@ -315,6 +324,9 @@ impl<'a> Tx<'a> {
         };
         self.put(VERSIONS, &v.sid, &v)?;
         self.link(&asset.sid, &v.sid)?;
+        self.txn
+            .open_table(BLOB_OWNERS)?
+            .insert((&digest.0, v.account_sid.as_str()), ())?;
         Ok(v)
     }
 
@@ -509,6 +521,20 @@ impl Lookup {
         Lookup { txn }
     }
 
+    pub(crate) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
+    /// Rows of `table` linked as children of `parent` whose SIDs start with `prefix`.
+    pub(crate) fn children_of<T: serde::de::DeserializeOwned>(
+        &self,
+        parent: &str,
+        prefix: &str,
+        table: redb::TableDefinition<&'static str, &'static [u8]>,
+    ) -> Result<Vec<T>> {
+        children(&self.txn.open_table(CHILDREN)?, &self.txn.open_table(table)?, parent, prefix)
+    }
+
     fn get<T: serde::de::DeserializeOwned>(
         &self,
         def: redb::TableDefinition<&'static str, &'static [u8]>,
@@ -559,6 +585,16 @@ impl Lookup {
 
     pub fn build(&self, sid: &str) -> Result<Option<Build>> {
         self.get(BUILDS, sid)
+    }
+
+    /// An asset by SID (any account: callers check ownership).
+    pub fn asset(&self, sid: &str) -> Result<Option<Asset>> {
+        self.get(ASSETS, sid)
+    }
+
+    /// An environment by SID (any account: callers check ownership).
+    pub fn environment(&self, sid: &str) -> Result<Option<Environment>> {
+        self.get(ENVIRONMENTS, sid)
     }
 
     pub fn version(&self, sid: &str) -> Result<Option<AssetVersion>> {

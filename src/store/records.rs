@@ -105,3 +105,48 @@ pub struct Deployment {
     pub date_created: u64,
     pub date_updated: u64,
 }
+
+/// An API key: authenticates as its account with its secret (stored only as a digest).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiKey {
+    pub sid: String,
+    pub account_sid: String,
+    pub friendly_name: String,
+    pub secret_hash: String,
+    pub date_created: u64,
+    pub date_updated: u64,
+}
+
+/// An environment variable (stored and listed for compatibility).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Variable {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub environment_sid: String,
+    pub key: String,
+    pub value: String,
+    pub date_created: u64,
+    pub date_updated: u64,
+}
+
+/// One file of a sync manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestEntry {
+    pub path: String,
+    pub digest: String,
+    pub size: u64,
+    pub visibility: String,
+    pub content_type: String,
+}
+
+/// A validated project manifest (the upload-only-what-is-missing extension), kept until its
+/// build is created or it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub entries: Vec<ManifestEntry>,
+    pub date_created: u64,
+}

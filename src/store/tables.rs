@@ -32,8 +32,18 @@ pub const DEPLOY_LOG: TableDefinition<(&str, u64), &str> = TableDefinition::new(
 /// (parent sid, child sid) → (): account→service, service→environment/asset/build,
 /// asset→version.
 pub const CHILDREN: TableDefinition<(&str, &str), ()> = TableDefinition::new("children");
+/// API key sid → [`crate::store::ApiKey`] JSON.
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+/// Environment variables: variable sid → JSON.
+pub const VARIABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("variables");
 /// BLAKE3 digest → [`BlobMeta`].
 pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+/// (digest, account sid) → (): the accounts that uploaded or reference a blob. "Which
+/// digests are missing" is answered per account, so that no account can probe for another's
+/// files.
+pub const BLOB_OWNERS: TableDefinition<(&[u8; 32], &str), ()> = TableDefinition::new("blob_owners");
+/// Sync manifest sid → JSON: a validated project manifest awaiting its build.
+pub const MANIFESTS: TableDefinition<&str, &[u8]> = TableDefinition::new("manifests");
 /// (blob id, chunk index) → at most [`CHUNK_SIZE`] bytes.
 pub const CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("chunks");
 
@@ -118,6 +128,9 @@ pub struct BlobMeta {
     pub id: u64,
     pub size: u64,
     pub gzip: GzipState,
+    /// When the blob was first stored (seconds since the epoch): young unreferenced blobs are
+    /// kept by the retention pass, since a client may be about to reference them.
+    pub created: u64,
 }
 
 /// Whether a blob has a gzip variant.
@@ -132,8 +145,8 @@ pub enum GzipState {
 }
 
 impl BlobMeta {
-    pub fn encode(&self) -> [u8; 33] {
-        let mut v = [0u8; 33];
+    pub fn encode(&self) -> [u8; 41] {
+        let mut v = [0u8; 41];
         v[..8].copy_from_slice(&self.id.to_le_bytes());
         v[8..16].copy_from_slice(&self.size.to_le_bytes());
         match self.gzip {
@@ -145,11 +158,12 @@ impl BlobMeta {
                 v[25..33].copy_from_slice(&size.to_le_bytes());
             }
         }
+        v[33..41].copy_from_slice(&self.created.to_le_bytes());
         v
     }
 
     pub fn decode(b: &[u8]) -> Option<BlobMeta> {
-        if b.len() != 33 {
+        if b.len() != 41 {
             return None;
         }
         let u = |r: std::ops::Range<usize>| u64::from_le_bytes(b[r].try_into().unwrap());
@@ -159,7 +173,7 @@ impl BlobMeta {
             2 => GzipState::Some { id: u(17..25), size: u(25..33) },
             _ => return None,
         };
-        Some(BlobMeta { id: u(0..8), size: u(8..16), gzip })
+        Some(BlobMeta { id: u(0..8), size: u(8..16), gzip, created: u(33..41) })
     }
 
     /// Number of chunks a blob of `size` bytes has.
@@ -191,7 +205,7 @@ mod tests {
         let h2 = HostEntry { build_sid: Some(format!("ZB{}", "3".repeat(32))), ..h };
         assert_eq!(HostEntry::decode(&h2.encode()), Some(h2));
         for gzip in [GzipState::Unknown, GzipState::None, GzipState::Some { id: 9, size: 10 }] {
-            let m = BlobMeta { id: 1, size: 2, gzip };
+            let m = BlobMeta { id: 1, size: 2, gzip, created: 77 };
             assert_eq!(BlobMeta::decode(&m.encode()), Some(m));
         }
         assert_eq!(BlobMeta::chunks(0), 0);

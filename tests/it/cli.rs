@@ -55,7 +55,7 @@ fn import_refuses_broken_projects_and_changes_nothing() {
         (vec![("what?.txt".into(), b"x".to_vec())], "what?.txt"),
         (vec![("a.txt".into(), b"1".to_vec()), ("a.public.txt".into(), b"2".to_vec())], "both map"),
         (many_private, "at most 50 private"),
-        (vec![(format!("{}.txt", "n".repeat(260)), b"x".to_vec())], "limit is 255"),
+        (vec![(format!("{}x.txt", "dirname/".repeat(32)), b"x".to_vec())], "limit is 255"),
     ];
     for (files, expect) in cases {
         let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();

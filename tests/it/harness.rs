@@ -2,7 +2,7 @@
 //! plain HTTP/1.1 to it over `TcpStream`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -225,7 +225,7 @@ pub fn label_of(import_output: &str) -> String {
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     (0..len)
         .map(|_| {
             x ^= x << 13;

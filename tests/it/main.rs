@@ -2,6 +2,8 @@
 
 mod harness;
 
+mod api_accounts;
+mod api_sync;
 mod cli;
 mod crash;
 mod serving;

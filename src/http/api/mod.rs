@@ -1,0 +1,214 @@
+//! The management API on the management host: Twilio's Serverless v1 resources under `/v1`,
+//! accounts under `/2010-04-01`, and assetd's upload-only-what-is-missing extension.
+//!
+//! Every request is authenticated with HTTP Basic (`AccountSid:AuthToken` or
+//! `ApiKeySid:Secret`); resources are scoped to the caller's account and another account's
+//! resources answer 404, never 403. Routes live in one table ([`ROUTES`]).
+
+pub mod accounts;
+pub mod assets;
+pub mod auth;
+pub mod builds;
+pub mod content;
+pub mod environments;
+pub mod error;
+pub mod form;
+pub mod json;
+pub mod multipart;
+pub mod services;
+pub mod staging;
+pub mod sync;
+pub mod upload;
+
+use crate::http::AppConfig;
+use crate::http::server::{Body, Reply, Request};
+use crate::store::{Account, Store};
+use auth::Limiter;
+pub use error::{ApiError, ApiResult};
+use form::Params;
+use serde_json::Value;
+
+/// Who is calling: the authenticated account, and the API key used (if any).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: Account,
+    /// The SID of the API key the request authenticated with; `None` for the auth token.
+    /// Key-authenticated requests cannot manage accounts, keys or auth tokens.
+    pub api_key: Option<String>,
+}
+
+/// Everything a route handler needs.
+pub struct Ctx<'s, 'r, 'b> {
+    pub store: &'s Store,
+    /// Server settings (the base domain of environment domains).
+    pub config: &'s AppConfig,
+    pub req: &'r mut Request<'b>,
+    pub caller: Caller,
+    /// `http://host[:port]`: the prefix of every absolute URL in responses.
+    pub base: String,
+    /// The request path without its query.
+    pub path: String,
+    /// Query parameters.
+    pub query: Params,
+}
+
+impl Ctx<'_, '_, '_> {
+    /// The form body (for POST).
+    pub fn form(&mut self) -> ApiResult<Params> {
+        let len = self.req.body_len;
+        form::read_form(self.req.body, len)
+    }
+
+    pub fn account_sid(&self) -> &str {
+        &self.caller.account.sid
+    }
+}
+
+/// A route handler; `args` are the path segments matched by `{}`.
+pub type RouteFn = fn(&mut Ctx<'_, '_, '_>, &[String]) -> ApiResult<Reply>;
+
+/// One route: method, path pattern (`{}` matches one segment), handler.
+pub struct Route {
+    pub method: &'static str,
+    pub pattern: &'static str,
+    pub handler: RouteFn,
+}
+
+/// The route table, one slice per resource module. Handlers are thin adapters over the store.
+pub static ROUTES: &[&[Route]] = &[
+    services::ROUTES,
+    environments::ROUTES,
+    assets::ROUTES,
+    upload::ROUTES,
+    builds::ROUTES,
+    accounts::ROUTES,
+    sync::ROUTES,
+    content::ROUTES,
+];
+
+/// Shared state of the API (the failed-authentication limiter).
+pub struct Api {
+    limiter: Limiter,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api::new()
+    }
+}
+
+impl Api {
+    pub fn new() -> Api {
+        Api { limiter: Limiter::new() }
+    }
+
+    /// True when the path belongs to the API.
+    pub fn owns(path: &str) -> bool {
+        path == "/v1"
+            || path.starts_with("/v1/")
+            || path == "/2010-04-01"
+            || path.starts_with("/2010-04-01/")
+    }
+
+    /// Answers one API request.
+    pub fn handle(&self, store: &Store, config: &AppConfig, req: &mut Request<'_>, scheme: &str) -> Reply {
+        match self.dispatch(store, config, req, scheme) {
+            Ok(r) => r,
+            Err(e) => e.into_reply(),
+        }
+    }
+
+    fn dispatch(
+        &self,
+        store: &Store,
+        config: &AppConfig,
+        req: &mut Request<'_>,
+        scheme: &str,
+    ) -> ApiResult<Reply> {
+        let target = req.target.clone();
+        let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
+        let path = form::decode(raw_path.strip_suffix(".json").unwrap_or(raw_path));
+        let path = path.trim_end_matches('/').to_string();
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let mut allowed = Vec::new();
+        let mut found = None;
+        for route in ROUTES.iter().flat_map(|t| t.iter()) {
+            if let Some(args) = match_pattern(route.pattern, &segments) {
+                if route.method == req.method
+                    || (route.method == "GET" && req.method == "HEAD")
+                {
+                    found = Some((route, args));
+                    break;
+                }
+                allowed.push(route.method);
+            }
+        }
+        let caller = self.limiter.authenticate(store, req)?;
+        let Some((route, args)) = found else {
+            if allowed.is_empty() {
+                return Err(ApiError::not_found(&path));
+            }
+            return Err(ApiError::method_not_allowed(&allowed.join(", ")));
+        };
+        let host = req.header("host").unwrap_or("localhost").to_string();
+        let mut ctx = Ctx {
+            store,
+            config,
+            req,
+            caller,
+            base: format!("{scheme}://{host}"),
+            path,
+            query: Params::parse(raw_query),
+        };
+        (route.handler)(&mut ctx, &args)
+    }
+}
+
+fn match_pattern(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
+    let pat: Vec<&str> = pattern.split('/').skip(1).collect();
+    if pat.len() != segments.len() {
+        return None;
+    }
+    let mut args = Vec::new();
+    for (p, s) in pat.iter().zip(segments) {
+        if *p == "{}" {
+            if s.is_empty() {
+                return None;
+            }
+            args.push(s.to_string());
+        } else if p != s {
+            return None;
+        }
+    }
+    Some(args)
+}
+
+/// A JSON reply.
+pub fn json_reply(status: u16, value: &Value) -> Reply {
+    Reply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: Body::Bytes(value.to_string().into_bytes()),
+    }
+}
+
+/// 204 with an empty body.
+pub fn no_content() -> Reply {
+    Reply { status: 204, headers: Vec::new(), body: Body::Empty }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::match_pattern;
+
+    #[test]
+    fn patterns() {
+        let segs = ["v1", "Services", "ZS1", "Environments"];
+        assert_eq!(
+            match_pattern("/v1/Services/{}/Environments", &segs),
+            Some(vec!["ZS1".to_string()])
+        );
+        assert_eq!(match_pattern("/v1/Services/{}", &segs), None);
+        assert_eq!(match_pattern("/v1/Services/{}/Assets", &segs), None);
+    }
+}
