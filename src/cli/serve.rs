@@ -37,6 +37,10 @@ pub struct Args {
     /// redb cache size in MiB (default 16)
     #[argh(option, default = "16")]
     cache_mb: usize,
+    /// days after which builds never deployed and versions in no build are deleted (default 7;
+    /// the pass runs hourly)
+    #[argh(option, default = "7")]
+    retention_days: u64,
     /// request worker threads (default 4)
     #[argh(option, default = "4")]
     workers: usize,
@@ -102,10 +106,30 @@ pub fn run(args: Args) -> CliResult {
             handle.shutdown();
         }
     });
+    let retention_secs = args.retention_days.saturating_mul(24 * 3600);
+    crate::http::api::staging::clean(&store);
+    spawn_retention(store.clone(), retention_secs);
     let app = App::new(
         store,
-        AppConfig { base_domain, trusted_proxies: args.trusted_proxy },
+        AppConfig { base_domain, trusted_proxies: args.trusted_proxy, retention_secs },
     );
     server.run(Arc::new(app))?;
     Ok(())
+}
+
+/// Runs the retention pass once an hour in the background; failures are logged, not fatal.
+fn spawn_retention(store: Arc<Store>, max_age_secs: u64) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            match store.write(|tx| tx.retention(max_age_secs)) {
+                Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => eprintln!(
+                    "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",
+                    r.builds_deleted, r.versions_deleted, r.blobs_reclaimed, r.bytes_reclaimed
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("assetd: retention pass failed: {e}"),
+            }
+        }
+    });
 }

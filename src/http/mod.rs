@@ -26,6 +26,8 @@ pub struct AppConfig {
     pub base_domain: String,
     /// Peers whose `X-Forwarded-Proto` is believed (a TLS-terminating proxy in front).
     pub trusted_proxies: Vec<IpAddr>,
+    /// Age past which unused builds and versions are removed by the retention pass.
+    pub retention_secs: u64,
 }
 
 /// The request router: asset hosts, path-style asset URLs, management host.

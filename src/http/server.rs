@@ -29,6 +29,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sys::Action;
+
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -159,6 +161,7 @@ impl Server {
             signal: Mutex::new(()),
             wake: Condvar::new(),
             primary: Mutex::new(first.clone()),
+            pop_lock: Mutex::new(()),
             epoch: AtomicU64::new(0),
             servers: Mutex::new(vec![first]),
             orphans: Mutex::new(Vec::new()),
@@ -368,6 +371,9 @@ struct Shared {
     wake: Condvar,
     /// The tiny_http server whose accept thread is believed alive; workers read its queue.
     primary: Mutex<Arc<tiny_http::Server>>,
+    /// Held while taking a request off the queue and deciding whether it is refused (see
+    /// [`admit`]), so that a request is only taken after the previous one's verdict.
+    pop_lock: Mutex<()>,
     epoch: AtomicU64,
     /// Every tiny_http server started. Never dropped while running: dropping one makes it
     /// connect to the shared listener.
@@ -387,7 +393,7 @@ struct Shared {
     /// Peer → descriptor, from the reaper's last scan.
     fd_hints: Mutex<HashMap<SocketAddr, RawFd>>,
     /// Shutdowns a worker could not do (no descriptor to scan with); the reaper retries.
-    cut_queue: Mutex<Vec<(SocketAddr, Shutdown)>>,
+    cut_queue: Mutex<Vec<(SocketAddr, Action)>>,
     /// Connections whose tiny_http request was leaked (see `abandon`); the reaper closes them.
     leaked: Mutex<Vec<(SocketAddr, Instant)>>,
     streams: StreamPool,
@@ -477,24 +483,25 @@ impl Shared {
     /// Shuts down the connection to `peer` (both directions or reading only).
     fn cut(&self, peer: Option<SocketAddr>, how: Shutdown) {
         let Some(peer) = peer else { return };
-        if self.cut_now(peer, how, None) {
+        let action = Action::Shutdown(how);
+        if self.cut_now(peer, action, None) {
             return;
         }
-        lock(&self.cut_queue).push((peer, how));
+        lock(&self.cut_queue).push((peer, action));
     }
 
     /// Finds the connection's descriptor and shuts it down; false when it cannot look.
-    fn cut_now(&self, peer: SocketAddr, how: Shutdown, preamble: Option<&[u8]>) -> bool {
+    fn cut_now(&self, peer: SocketAddr, action: Action, preamble: Option<&[u8]>) -> bool {
         let hint = lock(&self.fd_hints).get(&peer).copied();
         if let Some(fd) = hint
-            && sys::shutdown_checked(fd, peer, self.ours, how, preamble)
+            && sys::act_checked(fd, peer, self.ours, action, preamble)
         {
             return true;
         }
         match sys::list_fds_fresh() {
             Ok(fds) => {
                 for fd in fds {
-                    if sys::shutdown_checked(fd, peer, self.ours, how, preamble) {
+                    if sys::act_checked(fd, peer, self.ours, action, preamble) {
                         return true;
                     }
                 }
@@ -526,8 +533,9 @@ impl Shared {
         if let Some(p) = peer {
             let msg: &[u8] =
                 b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            if !self.cut_now(p, Shutdown::Both, Some(msg)) {
-                lock(&self.cut_queue).push((p, Shutdown::Both));
+            let action = Action::Shutdown(Shutdown::Both);
+            if !self.cut_now(p, action, Some(msg)) {
+                lock(&self.cut_queue).push((p, action));
             }
             lock(&self.leaked).push((p, Instant::now()));
         }
@@ -563,7 +571,7 @@ impl Shared {
                 if let (Some(local), Some(peer)) = (sys::sock_addr(fd, false), sys::sock_addr(fd, true))
                     && self.ours.matches(local)
                 {
-                    sys::shutdown_checked(fd, norm(peer), self.ours, Shutdown::Both, None);
+                    sys::act_checked(fd, norm(peer), self.ours, Action::Shutdown(Shutdown::Both), None);
                 }
             }
         }
@@ -658,21 +666,31 @@ fn worker(shared: Arc<Shared>, handler: Arc<dyn Handler>) {
     let mut ctx = WorkerCtx::new(&shared);
     let mut epoch = u64::MAX;
     let mut server = lock(&shared.primary).clone();
-    while !shared.stopping() {
-        let now_epoch = shared.epoch.load(Ordering::SeqCst);
-        if now_epoch != epoch {
-            epoch = now_epoch;
-            server = lock(&shared.primary).clone();
-        }
-        match server.recv_timeout(TICK * 2) {
-            Ok(Some(rq)) => serve_guarded(&shared, &*handler, rq, &mut ctx),
-            Ok(None) => {}
-            // Only the accept thread reports errors, and it ends after one.
-            Err(_) => {
-                if !shared.stopping() {
-                    shared.accept_failed.store(true, Ordering::SeqCst);
+    loop {
+        let next = {
+            let _turn = lock(&shared.pop_lock);
+            if shared.stopping() {
+                break;
+            }
+            let now_epoch = shared.epoch.load(Ordering::SeqCst);
+            if now_epoch != epoch {
+                epoch = now_epoch;
+                server = lock(&shared.primary).clone();
+            }
+            match server.recv_timeout(TICK * 2) {
+                Ok(Some(rq)) => Some(admit(&shared, rq)),
+                Ok(None) => None,
+                // Only the accept thread reports errors, and it ends after one.
+                Err(_) => {
+                    if !shared.stopping() {
+                        shared.accept_failed.store(true, Ordering::SeqCst);
+                    }
+                    None
                 }
             }
+        };
+        if let Some((rq, admission)) = next {
+            serve_guarded(&shared, &*handler, rq, admission, &mut ctx);
         }
     }
     shared.unregister_slot(&ctx.slot);
@@ -680,7 +698,8 @@ fn worker(shared: Arc<Shared>, handler: Arc<dyn Handler>) {
     shared.notify();
 }
 
-/// Serves the remaining connections of a replaced tiny_http server.
+/// Serves the remaining connections of a replaced tiny_http server (one thread per server,
+/// so it needs no pop lock).
 fn spawn_old_server_worker(
     shared: &Arc<Shared>,
     server: Arc<tiny_http::Server>,
@@ -693,7 +712,8 @@ fn spawn_old_server_worker(
             let mut ctx = WorkerCtx::new(&shared);
             while !shared.stopping() {
                 if let Ok(Some(rq)) = server.recv_timeout(TICK * 2) {
-                    serve_guarded(&shared, &*handler, rq, &mut ctx);
+                    let (rq, admission) = admit(&shared, rq);
+                    serve_guarded(&shared, &*handler, rq, admission, &mut ctx);
                 }
             }
             shared.unregister_slot(&ctx.slot);
@@ -701,8 +721,48 @@ fn spawn_old_server_worker(
 }
 
 /// [`serve`], never unwinding into the worker loop.
-fn serve_guarded(shared: &Arc<Shared>, handler: &dyn Handler, rq: tiny_http::Request, ctx: &mut WorkerCtx) {
-    let _ = catch_unwind(AssertUnwindSafe(|| serve(shared, handler, rq, ctx)));
+fn serve_guarded(
+    shared: &Arc<Shared>,
+    handler: &dyn Handler,
+    rq: tiny_http::Request,
+    admission: Admission,
+    ctx: &mut WorkerCtx,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| serve(shared, handler, rq, admission, ctx)));
+}
+
+/// The verdict on a request, reached before the next request can be taken off the queue.
+enum Admission {
+    /// Its connection is being closed: drop it unanswered.
+    Discard(Option<SocketAddr>),
+    /// Declares an enormous body: see [`Shared::abandon`].
+    Abandon(Option<SocketAddr>),
+    /// Refused with this status and message; the connection is closed.
+    Refuse(Option<SocketAddr>, Head, u16, &'static str),
+    Serve(Option<SocketAddr>, Head),
+}
+
+/// Decides what happens to a request, condemning its connection when it is refused.
+///
+/// SECURITY: tiny_http parses the next request of a connection as soon as the previous one
+/// has no body left to read (no body, or a small one it buffered), so a smuggled request can
+/// sit in the queue right behind the one that gets refused. Workers call this while holding
+/// the pop lock, so the follower is only taken once its connection is condemned.
+fn admit(shared: &Shared, rq: tiny_http::Request) -> (tiny_http::Request, Admission) {
+    let peer = rq.remote_addr().copied().map(norm);
+    if shared.is_condemned(peer) {
+        return (rq, Admission::Discard(peer));
+    }
+    if rq.body_length().unwrap_or(0) as u64 > shared.max_body {
+        shared.condemn(peer);
+        return (rq, Admission::Abandon(peer));
+    }
+    let head = inspect(&rq, &shared.config);
+    if let Some((status, message)) = head.refuse {
+        shared.condemn(peer);
+        return (rq, Admission::Refuse(peer, head, status, message));
+    }
+    (rq, Admission::Serve(peer, head))
 }
 
 /// What the engine learned from a request head.
@@ -844,30 +904,34 @@ fn inspect(rq: &tiny_http::Request, config: &ServerConfig) -> Head {
     }
 }
 
-/// Handles one request from tiny_http: checks, handler, body disposal, reply.
-fn serve(shared: &Arc<Shared>, handler: &dyn Handler, mut rq: tiny_http::Request, w: &mut WorkerCtx) {
-    let peer = rq.remote_addr().copied().map(norm);
-    if shared.is_condemned(peer) {
-        shared.discard(rq, peer);
-        return;
-    }
-    let busy = Busy::new(shared);
+/// Handles one admitted request: handler, body disposal, reply.
+fn serve(
+    shared: &Arc<Shared>,
+    handler: &dyn Handler,
+    mut rq: tiny_http::Request,
+    admission: Admission,
+    w: &mut WorkerCtx,
+) {
     let slot = w.slot.clone();
+    let (peer, mut head) = match admission {
+        Admission::Discard(peer) => return shared.discard(rq, peer),
+        Admission::Abandon(peer) => {
+            let _in_flight = slot.enter(peer);
+            return shared.abandon(rq, peer);
+        }
+        Admission::Refuse(peer, head, status, message) => {
+            let busy = Busy::new(shared);
+            let _in_flight = slot.enter(peer);
+            // SECURITY: the body's framing is unknown or untrusted: never read it, close the
+            // connection (already condemned, so what tiny_http still parses is dropped).
+            shared.cut(peer, Shutdown::Read);
+            let ex = Exchange::new(&head, peer, true);
+            return send(shared, w, rq, plain(status, message), ex, busy);
+        }
+        Admission::Serve(peer, head) => (peer, head),
+    };
+    let busy = Busy::new(shared);
     let _in_flight = slot.enter(peer);
-    if rq.body_length().unwrap_or(0) as u64 > shared.max_body {
-        shared.abandon(rq, peer);
-        return;
-    }
-    let mut head = inspect(&rq, &shared.config);
-    if let Some((status, message)) = head.refuse {
-        // SECURITY: the body's framing is unknown or untrusted: never read it, close the
-        // connection, and drop whatever tiny_http still parses from it.
-        shared.condemn(peer);
-        shared.cut(peer, Shutdown::Read);
-        let ex = Exchange::new(&head, peer, true);
-        send(shared, w, rq, plain(status, message), ex, busy);
-        return;
-    }
     let target = rq.url().to_owned();
     let body_len = match head.body {
         BodyKind::Length(n) => Some(n),
@@ -1764,9 +1828,15 @@ impl Reaper {
             self.next_restart = now + self.backoff;
         }
 
-        for &(i, _why) in &cuts {
+        for &(i, why) in &cuts {
             let c = &conns[i];
-            if sys::shutdown_checked(c.fd, c.peer, shared.ours, Shutdown::Both, None)
+            // SECURITY: connections that misbehave are reset (a client that keeps sending
+            // would otherwise keep its reader busy); idle ones get an orderly close.
+            let action = match why {
+                Cut::Stalled | Cut::HeadTooLarge => Action::Abort,
+                _ => Action::Shutdown(Shutdown::Both),
+            };
+            if sys::act_checked(c.fd, c.peer, shared.ours, action, None)
                 && let Some(t) = self.tracks.get_mut(&c.peer)
             {
                 t.cut = true;
@@ -1778,9 +1848,9 @@ impl Reaper {
         *lock(&shared.fd_hints) = conns.iter().map(|c| (c.peer, c.fd)).collect();
 
         let queued = std::mem::take(&mut *lock(&shared.cut_queue));
-        for (peer, how) in queued {
+        for (peer, action) in queued {
             if let Some(c) = present.get(&peer) {
-                sys::shutdown_checked(c.fd, peer, shared.ours, how, None);
+                sys::act_checked(c.fd, peer, shared.ours, action, None);
             }
         }
 
@@ -1954,14 +2024,26 @@ mod sys {
             && sock_addr(fd, false).is_some_and(|l| ours.matches(l))
     }
 
-    /// Shuts down `fd` if it still is our connection to `peer` (descriptors get reused): the
-    /// check and the shutdown go through a duplicate, so they act on the same socket.
-    /// `preamble` is sent first (best effort, non-blocking). True when it was shut down.
-    pub fn shutdown_checked(
+    /// What to do to a connection.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum Action {
+        /// `shutdown(2)`: blocked reads and writes return; a FIN follows the queued data.
+        /// Linux still accepts incoming data after it, so a client that keeps sending keeps a
+        /// reader busy: use `Abort` for those.
+        Shutdown(Shutdown),
+        /// `connect(AF_UNSPEC)`, i.e. `tcp_disconnect`: a reset is sent, both queues are
+        /// emptied and every operation on the socket fails from now on.
+        Abort,
+    }
+
+    /// Applies `action` to `fd` if it still is our connection to `peer` (descriptors get
+    /// reused): the check and the action go through a duplicate, so they act on the same
+    /// socket. `preamble` is sent first (best effort, non-blocking). True when done.
+    pub fn act_checked(
         fd: RawFd,
         peer: SocketAddr,
         ours: Ours,
-        how: Shutdown,
+        action: Action,
         preamble: Option<&[u8]>,
     ) -> bool {
         // SAFETY: plain descriptor duplication.
@@ -1980,13 +2062,30 @@ mod sys {
                     )
                 };
             }
-            let how = match how {
-                Shutdown::Read => libc::SHUT_RD,
-                Shutdown::Write => libc::SHUT_WR,
-                Shutdown::Both => libc::SHUT_RDWR,
-            };
-            // SAFETY: shutdown on a descriptor we hold.
-            unsafe { libc::shutdown(target, how) };
+            match action {
+                Action::Shutdown(how) => {
+                    let how = match how {
+                        Shutdown::Read => libc::SHUT_RD,
+                        Shutdown::Write => libc::SHUT_WR,
+                        Shutdown::Both => libc::SHUT_RDWR,
+                    };
+                    // SAFETY: shutdown on a descriptor we hold.
+                    unsafe { libc::shutdown(target, how) };
+                }
+                Action::Abort => {
+                    // SAFETY: sockaddr is plain data; AF_UNSPEC dissolves the association.
+                    let mut sa: libc::sockaddr = unsafe { std::mem::zeroed() };
+                    sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+                    // SAFETY: `sa` is a valid sockaddr of the given length.
+                    unsafe {
+                        libc::connect(
+                            target,
+                            &sa,
+                            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+                        )
+                    };
+                }
+            }
         }
         if dup >= 0 {
             // SAFETY: `dup` is ours.
@@ -2298,8 +2397,14 @@ mod tests {
         Ok(resp)
     }
 
+    /// Sends `raw` in one write (`write!` on a socket makes several small writes, which the
+    /// client's own Nagle algorithm would delay).
+    fn send_raw(r: &mut BufReader<TcpStream>, raw: &str) {
+        r.get_mut().write_all(raw.as_bytes()).unwrap();
+    }
+
     fn get(r: &mut BufReader<TcpStream>, path: &str) -> Resp {
-        write!(r.get_mut(), "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        send_raw(r, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
         read_resp(r, false).unwrap()
     }
 
@@ -2359,7 +2464,7 @@ mod tests {
         let t = Instant::now();
         let mut conns: Vec<_> = (0..64).map(|_| connect(srv.addr)).collect();
         for (i, c) in conns.iter_mut().enumerate() {
-            write!(c.get_mut(), "GET /burst/{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            send_raw(c, &format!("GET /burst/{i} HTTP/1.1\r\nHost: t\r\n\r\n"));
         }
         for (i, c) in conns.iter_mut().enumerate() {
             let r = read_resp(c, false).unwrap();
@@ -2406,7 +2511,7 @@ mod tests {
         // A complete 32 KiB head: 431.
         let mut c = connect(srv.addr);
         let big = "a".repeat(32 * 1024);
-        write!(c.get_mut(), "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n").unwrap();
+        send_raw(&mut c, &format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n"));
         match read_resp(&mut c, false) {
             Ok(r) => assert_eq!(r.status, 431),
             Err(e) => eprintln!("32 KiB head cut: {e}"),
@@ -2495,7 +2600,7 @@ mod tests {
         let srv = start(|_| {});
         let mut c = connect(srv.addr);
         for path in ["/bad-header", "/bad-name"] {
-            write!(c.get_mut(), "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            send_raw(&mut c, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
             let r = read_resp(&mut c, false).unwrap();
             assert_eq!(r.status, 500);
             assert!(r.headers.iter().all(|(n, _)| !n.eq_ignore_ascii_case("x-injected")));
@@ -2510,7 +2615,7 @@ mod tests {
         let srv = start(|_| {});
         let mut c = connect(srv.addr);
         for path in ["/n/1048576", "/s/1048576", "/s/300"] {
-            write!(c.get_mut(), "HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            send_raw(&mut c, &format!("HEAD {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
             let r = read_resp(&mut c, true).unwrap();
             let want = path.rsplit('/').next().unwrap();
             assert_eq!((r.status, r.header("content-length")), (200, Some(want)));
@@ -2557,13 +2662,13 @@ mod tests {
         let srv = start(|_| {});
         let mut c = connect(srv.addr);
         let small = vec![b'q'; 10_000];
-        write!(c.get_mut(), "POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n").unwrap();
+        send_raw(&mut c, &format!("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n"));
         c.get_mut().write_all(&small).unwrap();
         assert_eq!(read_resp(&mut c, false).unwrap().body, b"ignored");
         assert_eq!(get(&mut c, "/again").body, b"/again");
         // 1 MiB not read by the handler: answered, then closed.
         let mut c = connect(srv.addr);
-        write!(c.get_mut(), "POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n").unwrap();
+        send_raw(&mut c, &format!("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n"));
         let _ = c.get_mut().write_all(&vec![b'q'; 128 * 1024]);
         let r = read_resp(&mut c, false).unwrap();
         assert_eq!((r.status, r.header("connection")), (200, Some("close")));

@@ -59,7 +59,7 @@ impl Tx<'_> {
         );
         let mut kept_versions: HashSet<String> = HashSet::new();
         for b in all::<Build>(txn, BUILDS)? {
-            if deployed.contains(&b.sid) || b.date_created >= cutoff {
+            if deployed.contains(&b.sid) || b.date_created > cutoff {
                 kept_versions.extend(b.asset_versions);
                 continue;
             }
@@ -71,7 +71,7 @@ impl Tx<'_> {
         let mut live_digests: HashSet<String> = HashSet::new();
         let mut assets_with_versions: HashSet<String> = HashSet::new();
         for v in all::<AssetVersion>(txn, VERSIONS)? {
-            if kept_versions.contains(&v.sid) || v.date_created >= cutoff {
+            if kept_versions.contains(&v.sid) || v.date_created > cutoff {
                 live_digests.insert(v.digest);
                 assets_with_versions.insert(v.asset_sid);
                 continue;
@@ -84,7 +84,7 @@ impl Tx<'_> {
 
         // Assets left without any version.
         for a in all::<super::records::Asset>(txn, ASSETS)? {
-            if assets_with_versions.contains(&a.sid) || a.date_updated >= cutoff {
+            if assets_with_versions.contains(&a.sid) || a.date_updated > cutoff {
                 continue;
             }
             txn.open_table(ASSETS)?.remove(a.sid.as_str())?;
@@ -151,7 +151,7 @@ impl Tx<'_> {
                     continue;
                 }
                 if let Some(meta) = blob_meta(&blobs, &d)?
-                    && cutoff.is_none_or(|c| meta.created < c)
+                    && cutoff.is_none_or(|c| meta.created <= c)
                 {
                     doomed.push((d, meta));
                 }

@@ -436,3 +436,35 @@ fn untar(mut t: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+#[test]
+fn retention_endpoint_reclaims_unused_versions_and_is_main_account_only() {
+    let s = setup();
+    let sub = {
+        let store = assetd::store::Store::open(s.data.path(), 1 << 20).unwrap();
+        let main = store.read().unwrap().main_account().unwrap().unwrap();
+        store.write(|tx| tx.create_subaccount(&main.sid, "sub")).unwrap()
+    };
+    let srv = Server::start(s.data.path(), &[]);
+    let mut wire = Wire { addr: srv.addr, auth: s.auth.clone(), bytes: 0 };
+    let files = vec![("/keep.txt".to_string(), b"deployed".to_vec())];
+    wire.deploy(&s.service, &files);
+    // An uploaded version that no build uses.
+    let target = format!("/v1/Services/{}/Assets/{}/Versions", s.service, s.asset);
+    let body = multipart(&[("Path", None, b"/a.txt"), ("Visibility", None, b"public"), ("Content", Some("a"), b"unused bytes")], "b");
+    let r = request(srv.addr, "POST", "127.0.0.1", &target, &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=b")], &body);
+    assert_eq!(r.status, 201);
+
+    let mut as_sub = Wire { addr: srv.addr, auth: basic(&sub.sid, &sub.auth_token), bytes: 0 };
+    let (status, _) = as_sub.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=0");
+    assert_eq!(status, 403);
+    let (status, e) = wire.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=soon");
+    assert_eq!((status, e["code"].as_u64()), (400, Some(20001)));
+    let (status, report) = wire.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=0");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["versions_deleted"], 1);
+    assert_eq!(report["blobs_reclaimed"], 1);
+    assert_eq!(report["bytes_reclaimed"], 12);
+    // The deployed asset is untouched.
+    assert_eq!(srv.get(&format!("{}.localhost", s.env_label), "/keep.txt").body, b"deployed");
+}

@@ -3,6 +3,7 @@
 mod harness;
 
 mod api_accounts;
+mod api_resources;
 mod api_sync;
 mod cli;
 mod crash;

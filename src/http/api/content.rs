@@ -194,8 +194,8 @@ mod tests {
     #[test]
     fn pax_record_length_counts_itself() {
         let r = pax_record("path", "a");
-        assert_eq!(r, "10 path=a\n");
-        assert_eq!(r.len(), 10);
+        assert_eq!(r, "9 path=a\n");
+        assert_eq!(r.len(), 9);
         let long = "x".repeat(200);
         let r = pax_record("path", &long);
         let n: usize = r.split(' ').next().unwrap().parse().unwrap();

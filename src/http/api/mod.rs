@@ -14,6 +14,7 @@ pub mod environments;
 pub mod error;
 pub mod form;
 pub mod json;
+pub mod maintenance;
 pub mod multipart;
 pub mod services;
 pub mod staging;
@@ -84,6 +85,7 @@ pub static ROUTES: &[&[Route]] = &[
     accounts::ROUTES,
     sync::ROUTES,
     content::ROUTES,
+    maintenance::ROUTES,
 ];
 
 /// Shared state of the API (the failed-authentication limiter).

@@ -1,0 +1,135 @@
+//! The HTTP engine under descriptor exhaustion: `assetd serve` in its own process with a
+//! 64-descriptor limit keeps accepting once the descriptors are free again (tiny_http's accept
+//! thread alone ends for good at the first accept error).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// `assetd serve` on port 0 under `ulimit -n LIMIT`, killed (and its data removed) on drop.
+struct LimitedServer {
+    child: Child,
+    addr: SocketAddr,
+    data: PathBuf,
+}
+
+impl LimitedServer {
+    fn start(fd_limit: u32) -> LimitedServer {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let data = std::env::temp_dir().join(format!(
+            "assetd-engine-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&data).expect("create data directory");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {fd_limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_assetd"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn assetd serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.expect("read serve stdout");
+            if let Some(a) = line.strip_prefix("listening on http://") {
+                addr = Some(a.trim().parse().expect("listening address"));
+                break;
+            }
+        }
+        // Keep draining stdout so the server never writes into a closed or full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            panic!("assetd serve exited without printing its address");
+        };
+        LimitedServer { child, addr, data }
+    }
+}
+
+impl Drop for LimitedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// Sends a GET and returns the status line, or `None` when nothing came back in `wait`.
+fn status_line(mut stream: &TcpStream, wait: Duration) -> Option<String> {
+    stream.set_read_timeout(Some(wait)).ok()?;
+    let mut buf = [0u8; 256];
+    let mut got = Vec::new();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline && !got.contains(&b'\n') {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    let line = text.lines().next()?.to_string();
+    line.starts_with("HTTP/1.").then_some(line)
+}
+
+fn send_get(stream: &mut TcpStream) -> bool {
+    stream
+        .write_all(b"GET /engine-probe HTTP/1.1\r\nHost: unknown.invalid\r\n\r\n")
+        .is_ok()
+}
+
+#[test]
+fn keeps_accepting_after_file_descriptors_ran_out() {
+    let server = LimitedServer::start(64);
+    let addr = server.addr;
+
+    // 100 connections with a request each: far more than 64 descriptors allow (tiny_http
+    // needs two per connection), so accepting hits EMFILE.
+    let mut conns: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+        .collect();
+    assert!(!conns.is_empty(), "no connection at all");
+    for c in &mut conns {
+        let _ = send_get(c);
+    }
+    // Some are answered; the ones beyond the limit wait in the accept queue.
+    let answered = conns
+        .iter()
+        .take(10)
+        .filter(|c| status_line(c, Duration::from_millis(500)).is_some())
+        .count();
+    eprintln!("{} connections open, {answered} of the first 10 answered", conns.len());
+
+    // Free the descriptors, then the server must answer a fresh request.
+    drop(conns);
+    let t = Instant::now();
+    let deadline = t + Duration::from_secs(15);
+    let mut last = String::from("no attempt");
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(mut s) => {
+                if send_get(&mut s) {
+                    if let Some(line) = status_line(&s, Duration::from_secs(1)) {
+                        eprintln!("fresh request answered {:?} after the descriptors were freed: {line}", t.elapsed());
+                        break;
+                    }
+                    last = "no answer".into();
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server stopped accepting after descriptor exhaustion ({last})"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs test_twilio_client.py (the official `twilio` helper library against a running assetd).
+#
+# Needs PORT, ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID and VERSION_SID in the environment.
+# Creates a venv with `python3 -m venv` in $ASSETD_PYVENV (default: target/pyvenv), installs
+# `twilio` there once, and exits non-zero when anything fails, including a missing python3,
+# venv module or pip.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+venv="${ASSETD_PYVENV:-$root/target/pyvenv}"
+requirement="twilio>=9,<10"
+
+for v in PORT ACCOUNT_SID AUTH_TOKEN SERVICE_SID VERSION_SID; do
+    if [ -z "${!v:-}" ]; then
+        echo "run.sh: $v is not set" >&2
+        exit 2
+    fi
+done
+
+command -v python3 >/dev/null || { echo "run.sh: python3 is not installed" >&2; exit 3; }
+
+mkdir -p "$(dirname "$venv")"
+# One creator at a time (parallel test runs share the venv).
+exec 9>"$venv.lock"
+if command -v flock >/dev/null; then
+    flock 9
+fi
+if ! "$venv/bin/python" -c 'import twilio' 2>/dev/null; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "run.sh: python3 -m venv failed (install python3-venv)" >&2; exit 3; }
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement" \
+        || { echo "run.sh: pip install $requirement failed" >&2; exit 3; }
+fi
+exec 9>&-
+
+exec "$venv/bin/python" "$here/test_twilio_client.py"
