@@ -12,3 +12,4 @@ pub mod model;
 pub mod project;
 pub mod sign;
 pub mod store;
+pub mod ui;

@@ -91,7 +91,11 @@ pub fn read(dir: &Path) -> Result<Project, ProjectError> {
     {
         let entries: Vec<BuildEntry<'_>> = files
             .iter()
-            .map(|f| BuildEntry { path: &f.path, visibility: f.visibility, size: f.size })
+            .map(|f| BuildEntry {
+                path: &f.path,
+                visibility: f.visibility,
+                size: f.size,
+            })
             .collect();
         validate_build(&entries).map_err(|e| {
             if files.is_empty() {
@@ -105,7 +109,11 @@ pub fn read(dir: &Path) -> Result<Project, ProjectError> {
         })?;
     }
     hash_all(&mut files)?;
-    Ok(Project { assets_dir, files, skipped })
+    Ok(Project {
+        assets_dir,
+        files,
+        skipped,
+    })
 }
 
 fn walk(
@@ -117,7 +125,8 @@ fn walk(
     let entries = fs::read_dir(dir)
         .map_err(|e| ProjectError(format!("cannot read {}: {e}", dir.display())))?;
     for entry in entries {
-        let entry = entry.map_err(|e| ProjectError(format!("cannot read {}: {e}", dir.display())))?;
+        let entry =
+            entry.map_err(|e| ProjectError(format!("cannot read {}: {e}", dir.display())))?;
         let path = entry.path();
         let relative = path
             .strip_prefix(root)
@@ -125,7 +134,10 @@ fn walk(
             .to_string_lossy()
             .replace('\\', "/");
         if path.to_str().is_none() {
-            return err(format!("{}: file names must be valid UTF-8", path.display()));
+            return err(format!(
+                "{}: file names must be valid UTF-8",
+                path.display()
+            ));
         }
         // Follows symbolic links to files and directories, like the toolkit's walker.
         let meta = fs::metadata(&path)
@@ -185,7 +197,8 @@ fn hash_all(files: &mut [ProjectFile]) -> Result<(), ProjectError> {
             })
             .collect();
         for h in handles {
-            h.join().map_err(|_| ProjectError("a hashing thread panicked".into()))??;
+            h.join()
+                .map_err(|_| ProjectError("a hashing thread panicked".into()))??;
         }
         Ok(())
     })

@@ -40,7 +40,11 @@ struct Report {
 
 pub fn run(args: Args) -> CliResult {
     domain::check_service_name(&args.service)?;
-    let suffix = if args.production { None } else { Some(args.environment.as_str()) };
+    let suffix = if args.production {
+        None
+    } else {
+        Some(args.environment.as_str())
+    };
     if let Some(s) = suffix {
         domain::check_suffix(s)?;
     }
@@ -59,7 +63,9 @@ pub fn run(args: Args) -> CliResult {
     let env_url = base.environment_url(&report.env_label);
     for f in &project.files {
         match f.visibility {
-            Visibility::Private => println!("{:<9} {} (private: owner API only)", f.visibility, f.path),
+            Visibility::Private => {
+                println!("{:<9} {} (private: owner API only)", f.visibility, f.path)
+            }
             v => println!("{v:<9} {env_url}{}", f.path),
         }
     }
@@ -91,19 +97,16 @@ fn import(
         .find(|e| e.domain_suffix.as_deref().map(str::to_ascii_lowercase) == wanted)
     {
         Some(e) => e,
-        None => tx.create_environment(
-            &service,
-            &domain::environment_unique_name(suffix),
-            suffix,
-        )?,
+        None => {
+            tx.create_environment(&service, &domain::environment_unique_name(suffix), suffix)?
+        }
     };
     let (mut new_files, mut new_bytes) = (0usize, 0u64);
     let mut versions = Vec::with_capacity(project.files.len());
     for f in &project.files {
         if !tx.has_blob(&f.digest)? {
-            let mut file = File::open(&f.source).map_err(|e| {
-                StoreError::Invalid(format!("cannot read {}: {e}", f.relative))
-            })?;
+            let mut file = File::open(&f.source)
+                .map_err(|e| StoreError::Invalid(format!("cannot read {}: {e}", f.relative)))?;
             let put = tx
                 .put_blob(&mut file, Some(f.digest), None)
                 .map_err(|e| match e {

@@ -47,8 +47,13 @@ pub(crate) fn default_data() -> PathBuf {
 }
 
 /// Opens the store with the default cache size.
-pub(crate) fn open_store(data: &std::path::Path) -> Result<crate::store::Store, Box<dyn std::error::Error>> {
-    Ok(crate::store::Store::open(data, crate::store::DEFAULT_CACHE_BYTES)?)
+pub(crate) fn open_store(
+    data: &std::path::Path,
+) -> Result<crate::store::Store, Box<dyn std::error::Error>> {
+    Ok(crate::store::Store::open(
+        data,
+        crate::store::DEFAULT_CACHE_BYTES,
+    )?)
 }
 
 /// Where asset URLs point: scheme, base domain and port, as `serve` last recorded them.
@@ -73,7 +78,11 @@ impl PublicBase {
         let scheme = it.next()?.to_string();
         let base_domain = it.next()?.to_string();
         let port = it.next().and_then(|p| p.parse().ok());
-        Some(PublicBase { scheme, base_domain, port })
+        Some(PublicBase {
+            scheme,
+            base_domain,
+            port,
+        })
     }
 
     /// `scheme://label.base[:port]`.

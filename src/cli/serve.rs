@@ -65,8 +65,8 @@ pub fn run(args: Args) -> CliResult {
     let (account, created) = store.main_account()?;
     let mut config = ServerConfig::new(args.listen);
     config.workers = args.workers;
-    let server = Server::bind(config)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let server =
+        Server::bind(config).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.local_addr();
     let public = PublicBase {
         scheme: args.public_scheme.clone(),
@@ -74,7 +74,6 @@ pub fn run(args: Args) -> CliResult {
         port: Some(args.public_port.unwrap_or(addr.port())),
     };
     store.write(|tx| tx.set_setting("public_base", &public.encode()))?;
-    println!("listening on http://{addr}");
     if created {
         println!("created the main account (shown once; `assetd account` shows it again):");
         println!("  ASSETD_ACCOUNT_SID={}", account.sid);
@@ -95,6 +94,8 @@ pub fn run(args: Args) -> CliResult {
             if deployed { "" } else { " (nothing deployed)" }
         );
     }
+    // Last startup line: scripts and tests wait for it.
+    println!("listening on http://{addr}");
     let handle = server.shutdown_handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
@@ -111,7 +112,11 @@ pub fn run(args: Args) -> CliResult {
     spawn_retention(store.clone(), retention_secs);
     let app = App::new(
         store,
-        AppConfig { base_domain, trusted_proxies: args.trusted_proxy, retention_secs },
+        AppConfig {
+            base_domain,
+            trusted_proxies: args.trusted_proxy,
+            retention_secs,
+        },
     );
     server.run(Arc::new(app))?;
     Ok(())
@@ -123,10 +128,12 @@ fn spawn_retention(store: Arc<Store>, max_age_secs: u64) {
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
             match store.write(|tx| tx.retention(max_age_secs)) {
-                Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => eprintln!(
-                    "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",
-                    r.builds_deleted, r.versions_deleted, r.blobs_reclaimed, r.bytes_reclaimed
-                ),
+                Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => {
+                    eprintln!(
+                        "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",
+                        r.builds_deleted, r.versions_deleted, r.blobs_reclaimed, r.bytes_reclaimed
+                    )
+                }
                 Ok(_) => {}
                 Err(e) => eprintln!("assetd: retention pass failed: {e}"),
             }

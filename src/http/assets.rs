@@ -83,7 +83,11 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
         && etag_matches(inm, &[&etag, &gz_etag])
     {
         headers.push(("etag".into(), etag));
-        return Reply { status: 304, headers, body: Body::Empty };
+        return Reply {
+            status: 304,
+            headers,
+            body: Body::Empty,
+        };
     }
     let range = match req.header("range") {
         Some(r) if if_range_ok(req.header("if-range"), &etag) => parse_range(r, route.size),
@@ -100,7 +104,10 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
                 return Reply {
                     status: 200,
                     headers,
-                    body: Body::Stream { reader: Box::new(reader), len },
+                    body: Body::Stream {
+                        reader: Box::new(reader),
+                        len,
+                    },
                 };
             }
             Ok(None) => {}
@@ -128,7 +135,10 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
         Ok(Some((reader, _))) => Reply {
             status,
             headers,
-            body: Body::Stream { reader: Box::new(reader), len: end - start },
+            body: Body::Stream {
+                reader: Box::new(reader),
+                len: end - start,
+            },
         },
         Ok(None) => internal(&format!("blob {} of {} is missing", route.digest, hit.path)),
         Err(e) => internal(&e),
@@ -167,7 +177,11 @@ fn accepts_gzip(header: &str) -> bool {
         let mut parts = item.split(';');
         let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
             .filter_map(|v| v.trim().parse::<f32>().ok())
             .next_back()
             .unwrap_or(1.0);
@@ -217,7 +231,9 @@ fn parse_range(header: &str, size: u64) -> RangeSpec {
             Some(n) => RangeSpec::Part(size.saturating_sub(n), size),
         },
         (false, _) => {
-            let Some(start) = num(a) else { return RangeSpec::Full };
+            let Some(start) = num(a) else {
+                return RangeSpec::Full;
+            };
             let end = if b.is_empty() {
                 size
             } else {
@@ -298,7 +314,10 @@ mod tests {
 
     #[test]
     fn decoding() {
-        assert_eq!(percent_decode("/caf%C3%A9/menu.json").as_deref(), Some("/café/menu.json"));
+        assert_eq!(
+            percent_decode("/caf%C3%A9/menu.json").as_deref(),
+            Some("/café/menu.json")
+        );
         assert_eq!(percent_decode("/a%2"), None);
         assert_eq!(percent_decode("/%ff"), None);
     }

@@ -39,7 +39,11 @@ pub struct App {
 
 impl App {
     pub fn new(store: Arc<Store>, config: AppConfig) -> App {
-        App { store, config, api: api::Api::new() }
+        App {
+            store,
+            config,
+            api: api::Api::new(),
+        }
     }
 
     /// The scheme the client used: `http`, or what a trusted proxy reports.
@@ -90,17 +94,36 @@ impl Handler for App {
     }
 }
 
-/// The management host. (The API and console are separate modules; until a route exists it is
-/// a 404.)
+/// The management host outside the API: `/healthz`, and the web console ([`crate::ui`]) at
+/// `/` with its versioned files under `/ui/{version}/`. Anything else is 404.
 fn management(req: &Request<'_>) -> Reply {
     let path = req.target.split('?').next().unwrap_or("");
-    match (req.method.as_str(), path) {
-        ("GET" | "HEAD", "/healthz") => text(200, "ok\n"),
-        ("GET" | "HEAD", "/") => text(
-            200,
-            "assetd is running.\nAssets: http://{environment domain}[:port]/{path} or http://{this host}/e/{environment label}/{path}\n",
-        ),
-        _ => text(404, "Not Found\n"),
+    let reply = if path == "/healthz" {
+        Some(text(200, "ok\n"))
+    } else {
+        crate::ui::serve(crate::ui::Request {
+            path,
+            if_none_match: req.header("if-none-match"),
+            accept_encoding: req.header("accept-encoding"),
+        })
+        .map(|r| Reply {
+            status: r.status,
+            headers: r.headers,
+            body: if r.status == 304 {
+                Body::Empty
+            } else {
+                Body::Bytes(r.body)
+            },
+        })
+    };
+    match reply {
+        None => text(404, "Not Found\n"),
+        Some(_) if !matches!(req.method.as_str(), "GET" | "HEAD") => {
+            let mut r = text(405, "Method Not Allowed\n");
+            r.headers.push(("allow".into(), "GET, HEAD".into()));
+            r
+        }
+        Some(r) => r,
     }
 }
 

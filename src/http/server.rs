@@ -92,7 +92,10 @@ pub enum Body {
     Empty,
     Bytes(Vec<u8>),
     /// Exactly `len` bytes read from `reader`.
-    Stream { reader: Box<dyn Read + Send>, len: u64 },
+    Stream {
+        reader: Box<dyn Read + Send>,
+        len: u64,
+    },
 }
 
 /// A response. The engine adds `Content-Length` (always), `Connection` when needed, and sends
@@ -568,10 +571,17 @@ impl Shared {
     fn cut_all(&self) {
         if let Ok(fds) = sys::list_fds_fresh() {
             for fd in fds {
-                if let (Some(local), Some(peer)) = (sys::sock_addr(fd, false), sys::sock_addr(fd, true))
+                if let (Some(local), Some(peer)) =
+                    (sys::sock_addr(fd, false), sys::sock_addr(fd, true))
                     && self.ours.matches(local)
                 {
-                    sys::act_checked(fd, norm(peer), self.ours, Action::Shutdown(Shutdown::Both), None);
+                    sys::act_checked(
+                        fd,
+                        norm(peer),
+                        self.ours,
+                        Action::Shutdown(Shutdown::Both),
+                        None,
+                    );
                 }
             }
         }
@@ -699,21 +709,26 @@ fn worker(shared: Arc<Shared>, handler: Arc<dyn Handler>) {
 }
 
 /// Serves the remaining connections of a replaced tiny_http server (one thread per server,
-/// so it needs no pop lock).
+/// so it needs no pop lock). It ends after a silence long enough for the reaper to have closed
+/// every connection of that server, so that repeated restarts do not pile up threads.
 fn spawn_old_server_worker(
     shared: &Arc<Shared>,
     server: Arc<tiny_http::Server>,
     handler: Arc<dyn Handler>,
 ) {
     let shared = shared.clone();
+    let silence =
+        (shared.config.idle_timeout * 2 + shared.config.io_timeout).max(Duration::from_secs(10));
     let _ = thread::Builder::new()
         .name("assetd-http-old".into())
         .spawn(move || {
             let mut ctx = WorkerCtx::new(&shared);
-            while !shared.stopping() {
+            let mut last = Instant::now();
+            while !shared.stopping() && last.elapsed() < silence {
                 if let Ok(Some(rq)) = server.recv_timeout(TICK * 2) {
                     let (rq, admission) = admit(&shared, rq);
                     serve_guarded(&shared, &*handler, rq, admission, &mut ctx);
+                    last = Instant::now();
                 }
             }
             shared.unregister_slot(&ctx.slot);
@@ -728,7 +743,9 @@ fn serve_guarded(
     admission: Admission,
     ctx: &mut WorkerCtx,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| serve(shared, handler, rq, admission, ctx)));
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        serve(shared, handler, rq, admission, ctx)
+    }));
 }
 
 /// The verdict on a request, reached before the next request can be taken off the queue.
@@ -880,7 +897,11 @@ fn inspect(rq: &tiny_http::Request, config: &ServerConfig) -> Head {
             .collect();
         match parsed[0] {
             Some(n) if parsed.iter().all(|p| *p == Some(n)) => {
-                body = if n == 0 { BodyKind::None } else { BodyKind::Length(n) };
+                body = if n == 0 {
+                    BodyKind::None
+                } else {
+                    BodyKind::Length(n)
+                };
             }
             _ => set((400, "bad Content-Length\n")),
         }
@@ -1099,9 +1120,14 @@ fn plain(status: u16, message: &str) -> Reply {
 
 /// Headers the engine owns: framing and connection management.
 fn engine_owned(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection", "keep-alive"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
+    [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// SECURITY (CVE-2026-66753): every header the handler gives is checked before anything is
@@ -1141,7 +1167,14 @@ fn materialize(reader: &mut dyn Read, len: u64) -> Option<Vec<u8>> {
 }
 
 /// Writes the reply (head and body) through tiny_http's raw writer.
-fn send(shared: &Arc<Shared>, w: &mut WorkerCtx, rq: tiny_http::Request, reply: Reply, ex: Exchange, busy: Busy) {
+fn send(
+    shared: &Arc<Shared>,
+    w: &mut WorkerCtx,
+    rq: tiny_http::Request,
+    reply: Reply,
+    ex: Exchange,
+    busy: Busy,
+) {
     let mut reply = validate(reply);
     let no_body_status = reply.status == 204 || reply.status == 304;
     let send_body = !ex.is_head && !no_body_status;
@@ -1165,7 +1198,11 @@ fn send(shared: &Arc<Shared>, w: &mut WorkerCtx, rq: tiny_http::Request, reply: 
         Body::Stream { len, .. } => *len,
     };
     let content_length = if no_body_status {
-        if reply.status == 304 { handler_content_length(&reply.headers) } else { None }
+        if reply.status == 304 {
+            handler_content_length(&reply.headers)
+        } else {
+            None
+        }
     } else if ex.is_head && matches!(reply.body, Body::Empty) {
         handler_content_length(&reply.headers).or(Some(0))
     } else {
@@ -1180,7 +1217,14 @@ fn send(shared: &Arc<Shared>, w: &mut WorkerCtx, rq: tiny_http::Request, reply: 
     };
     let buf = &mut w.buf;
     buf.clear();
-    write_head(buf, reply.status, &reply.headers, content_length, connection, &mut w.date);
+    write_head(
+        buf,
+        reply.status,
+        &reply.headers,
+        content_length,
+        connection,
+        &mut w.date,
+    );
     let mut out = rq.into_writer();
     let written = match reply.body {
         Body::Bytes(b) if send_body => {
@@ -1527,7 +1571,11 @@ fn streamer(shared: Arc<Shared>, first: Option<StreamJob>) {
         st.idle += 1;
         let deadline = Instant::now() + STREAMER_IDLE;
         loop {
-            st = wait(&pool.cv, st, deadline.saturating_duration_since(Instant::now()));
+            st = wait(
+                &pool.cv,
+                st,
+                deadline.saturating_duration_since(Instant::now()),
+            );
             if let Some(job) = st.queue.pop_front() {
                 next = Some(job);
                 break;
@@ -1791,7 +1839,9 @@ impl Reaper {
         }
 
         // Too many connections: close the longest idle.
-        let mut over = live.saturating_sub(cuts.len()).saturating_sub(shared.max_conns);
+        let mut over = live
+            .saturating_sub(cuts.len())
+            .saturating_sub(shared.max_conns);
         while over > 0 && take_victim(Cut::TooMany, &mut cuts) {
             over -= 1;
         }
@@ -1819,7 +1869,7 @@ impl Reaper {
                 self.backlog_since = None;
                 self.backoff = TICK;
             } else {
-                self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+                self.backoff = (self.backoff * 2).min(Duration::from_millis(400));
                 // Out of descriptors (most likely): close idle connections to get some back.
                 for _ in 0..8 {
                     take_victim(Cut::FdPressure, &mut cuts);
@@ -1861,7 +1911,9 @@ impl Reaper {
                 age < Duration::from_secs(120)
                     && (present.contains_key(peer) || age < Duration::from_secs(1))
             });
-            shared.condemned_len.store(condemned.len(), Ordering::Relaxed);
+            shared
+                .condemned_len
+                .store(condemned.len(), Ordering::Relaxed);
         }
 
         // Leaked requests (see `Shared::abandon`): nothing will ever use or close their
@@ -1997,7 +2049,8 @@ mod sys {
         match ss.ss_family as libc::c_int {
             libc::AF_INET => {
                 // SAFETY: the family says the storage holds a sockaddr_in.
-                let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let a =
+                    unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
                 Some(SocketAddr::V4(SocketAddrV4::new(
                     Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
                     u16::from_be(a.sin_port),
@@ -2005,8 +2058,9 @@ mod sys {
             }
             libc::AF_INET6 => {
                 // SAFETY: the family says the storage holds a sockaddr_in6.
-                let a =
-                    unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let a = unsafe {
+                    &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
                 Some(SocketAddr::V6(SocketAddrV6::new(
                     Ipv6Addr::from(a.sin6_addr.s6_addr),
                     u16::from_be(a.sin6_port),
@@ -2140,9 +2194,8 @@ mod sys {
             }
             loop {
                 // SAFETY: the kernel writes at most `buf.len()` bytes of dirents into `buf`.
-                let n = unsafe {
-                    libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len())
-                };
+                let n =
+                    unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
                 if n < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -2188,7 +2241,10 @@ mod sys {
                 r.rlim_cur = r.rlim_max;
             }
         }
-        r.rlim_cur as u64
+        // rlim_t is u64 on 64-bit targets but not everywhere.
+        #[allow(clippy::unnecessary_cast)]
+        let soft = r.rlim_cur as u64;
+        soft
     }
 
     /// The largest request body the engine lets tiny_http keep: an eighth of RAM + swap, within
@@ -2377,7 +2433,9 @@ mod tests {
             if l.is_empty() {
                 break;
             }
-            let (n, v) = l.split_once(':').ok_or_else(|| io::Error::other("bad header"))?;
+            let (n, v) = l
+                .split_once(':')
+                .ok_or_else(|| io::Error::other("bad header"))?;
             headers.push((n.to_string(), v.trim().to_string()));
         }
         let mut resp = Resp {
@@ -2419,7 +2477,11 @@ mod tests {
             match r.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => return true,
             }
         }
@@ -2437,7 +2499,8 @@ mod tests {
         let accepted: Vec<RawFd> = fds
             .into_iter()
             .filter(|&fd| {
-                sys::sock_addr(fd, false) == Some(srv.addr) && sys::sock_addr(fd, true) == Some(mine)
+                sys::sock_addr(fd, false) == Some(srv.addr)
+                    && sys::sock_addr(fd, true) == Some(mine)
             })
             .collect();
         assert!(!accepted.is_empty());
@@ -2491,11 +2554,15 @@ mod tests {
     fn slowloris_head_is_cut() {
         let srv = start(|c| c.idle_timeout = Duration::from_millis(300));
         let mut c = connect(srv.addr);
-        c.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
+        c.get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n")
+            .unwrap();
         let t = Instant::now();
         let mut closed = false;
         while t.elapsed() < Duration::from_secs(3) {
-            if c.get_mut().write_all(b"X-A: b\r\n").is_err() || closed_within(&mut c, Duration::from_millis(50)) {
+            if c.get_mut().write_all(b"X-A: b\r\n").is_err()
+                || closed_within(&mut c, Duration::from_millis(50))
+            {
                 closed = true;
                 break;
             }
@@ -2511,7 +2578,10 @@ mod tests {
         // A complete 32 KiB head: 431.
         let mut c = connect(srv.addr);
         let big = "a".repeat(32 * 1024);
-        send_raw(&mut c, &format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n"));
+        send_raw(
+            &mut c,
+            &format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n"),
+        );
         match read_resp(&mut c, false) {
             Ok(r) => assert_eq!(r.status, 431),
             Err(e) => eprintln!("32 KiB head cut: {e}"),
@@ -2521,13 +2591,19 @@ mod tests {
         let mut c = connect(srv.addr);
         let t = Instant::now();
         let chunk = vec![b'a'; 64 * 1024];
-        let _ = c.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+        let _ = c
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
         let mut sent = 0;
         while sent < 64 * 1024 * 1024 && c.get_mut().write_all(&chunk).is_ok() {
             sent += chunk.len();
         }
         assert!(sent < 64 * 1024 * 1024, "64 MiB head accepted");
-        eprintln!("endless head cut after {} KiB, {:?}", sent / 1024, t.elapsed());
+        eprintln!(
+            "endless head cut after {} KiB, {:?}",
+            sent / 1024,
+            t.elapsed()
+        );
         assert!(lock(&srv.handler.seen).is_empty());
     }
 
@@ -2536,9 +2612,14 @@ mod tests {
         let srv = start(|_| {});
         let smuggle = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
         let cases = [
-            (format!("POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n{smuggle}"), 501),
             (
-                format!("POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggle}"),
+                format!("POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n{smuggle}"),
+                501,
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggle}"
+                ),
                 501,
             ),
             (
@@ -2554,9 +2635,20 @@ mod tests {
                 ),
                 400,
             ),
-            (format!("POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello{smuggle}"), 400),
-            (format!("POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello{smuggle}"), 400),
-            (format!("GET /a HTTP/1.1\r\nHost: t\r\nX-Nul: a\0b\r\n\r\n{smuggle}"), 400),
+            (
+                format!("POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello{smuggle}"),
+                400,
+            ),
+            (
+                format!(
+                    "POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello{smuggle}"
+                ),
+                400,
+            ),
+            (
+                format!("GET /a HTTP/1.1\r\nHost: t\r\nX-Nul: a\0b\r\n\r\n{smuggle}"),
+                400,
+            ),
         ];
         for (raw, want) in cases {
             let mut c = connect(srv.addr);
@@ -2564,7 +2656,10 @@ mod tests {
             let r = read_resp(&mut c, false).unwrap();
             assert_eq!(r.status, want, "{raw:?}");
             assert_eq!(r.header("connection"), Some("close"));
-            assert!(closed_within(&mut c, Duration::from_secs(2)), "{raw:?} left open");
+            assert!(
+                closed_within(&mut c, Duration::from_secs(2)),
+                "{raw:?} left open"
+            );
         }
         let seen = lock(&srv.handler.seen).clone();
         assert!(seen.is_empty(), "handler saw {seen:?}");
@@ -2603,8 +2698,16 @@ mod tests {
             send_raw(&mut c, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
             let r = read_resp(&mut c, false).unwrap();
             assert_eq!(r.status, 500);
-            assert!(r.headers.iter().all(|(n, _)| !n.eq_ignore_ascii_case("x-injected")));
-            assert!(r.headers.iter().all(|(n, _)| n != "X-Bad" && n != "Bad Name"));
+            assert!(
+                r.headers
+                    .iter()
+                    .all(|(n, _)| !n.eq_ignore_ascii_case("x-injected"))
+            );
+            assert!(
+                r.headers
+                    .iter()
+                    .all(|(n, _)| n != "X-Bad" && n != "Bad Name")
+            );
             assert!(!String::from_utf8_lossy(&r.body).contains("never"));
         }
         assert_eq!(get(&mut c, "/still-alive").status, 200);
@@ -2662,13 +2765,19 @@ mod tests {
         let srv = start(|_| {});
         let mut c = connect(srv.addr);
         let small = vec![b'q'; 10_000];
-        send_raw(&mut c, &format!("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n"));
+        send_raw(
+            &mut c,
+            "POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 10000\r\n\r\n",
+        );
         c.get_mut().write_all(&small).unwrap();
         assert_eq!(read_resp(&mut c, false).unwrap().body, b"ignored");
         assert_eq!(get(&mut c, "/again").body, b"/again");
         // 1 MiB not read by the handler: answered, then closed.
         let mut c = connect(srv.addr);
-        send_raw(&mut c, &format!("POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n"));
+        send_raw(
+            &mut c,
+            "POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 1048576\r\n\r\n",
+        );
         let _ = c.get_mut().write_all(&vec![b'q'; 128 * 1024]);
         let r = read_resp(&mut c, false).unwrap();
         assert_eq!((r.status, r.header("connection")), (200, Some("close")));
@@ -2704,12 +2813,17 @@ mod tests {
         // Eight 8 MiB downloads whose clients read nothing.
         let mut stalled: Vec<_> = (0..8).map(|_| connect(srv.addr)).collect();
         for c in &mut stalled {
-            c.get_mut().write_all(b"GET /s/8388608 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+            c.get_mut()
+                .write_all(b"GET /s/8388608 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
         }
         let t = Instant::now();
         let mut c = connect(srv.addr);
         assert_eq!(get(&mut c, "/quick").body, b"/quick");
-        eprintln!("small request next to 8 stalled downloads answered in {:?}", t.elapsed());
+        eprintln!(
+            "small request next to 8 stalled downloads answered in {:?}",
+            t.elapsed()
+        );
         assert!(t.elapsed() < Duration::from_secs(1));
         // The stalled downloads still complete when read.
         for c in &mut stalled {

@@ -41,7 +41,11 @@ fn check_label_chars(s: &str, what: &str) -> Result<(), RuleError> {
 
 /// `{unique_name}-{4 digits}`, lower-cased, from a number below 10000.
 pub fn domain_base(unique_name: &str, digits: u16) -> String {
-    format!("{}-{:04}", unique_name.to_ascii_lowercase(), digits % 10_000)
+    format!(
+        "{}-{:04}",
+        unique_name.to_ascii_lowercase(),
+        digits % 10_000
+    )
 }
 
 /// The environment's host label: `{domain_base}` or `{domain_base}-{suffix}`.
@@ -78,7 +82,8 @@ pub fn label_of_host<'a>(host: &'a str, base_domain: &str) -> Option<&'a str> {
         return None;
     }
     let (label, tail) = host.split_at(split - 1);
-    if tail[1..].eq_ignore_ascii_case(base_domain) && tail.starts_with('.') && !label.contains('.') {
+    if tail[1..].eq_ignore_ascii_case(base_domain) && tail.starts_with('.') && !label.contains('.')
+    {
         Some(label)
     } else {
         None
@@ -116,11 +121,20 @@ mod tests {
 
     #[test]
     fn host_labels() {
-        assert_eq!(label_of_host("ex-1234-dev.localhost", "localhost"), Some("ex-1234-dev"));
-        assert_eq!(label_of_host("EX-1234-dev.LocalHost.", "localhost"), Some("EX-1234-dev"));
+        assert_eq!(
+            label_of_host("ex-1234-dev.localhost", "localhost"),
+            Some("ex-1234-dev")
+        );
+        assert_eq!(
+            label_of_host("EX-1234-dev.LocalHost.", "localhost"),
+            Some("EX-1234-dev")
+        );
         assert_eq!(label_of_host("localhost", "localhost"), None);
         assert_eq!(label_of_host("a.b.localhost", "localhost"), None);
         assert_eq!(label_of_host("x.example.org", "assets.example.org"), None);
-        assert_eq!(label_of_host("x.assets.example.org", "assets.example.org"), Some("x"));
+        assert_eq!(
+            label_of_host("x.assets.example.org", "assets.example.org"),
+            Some("x")
+        );
     }
 }

@@ -102,11 +102,18 @@ mod tests {
         let ps = paths(1001, "p");
         let mut entries: Vec<_> = ps
             .iter()
-            .map(|p| BuildEntry { path: p, visibility: Visibility::Public, size: 1 })
+            .map(|p| BuildEntry {
+                path: p,
+                visibility: Visibility::Public,
+                size: 1,
+            })
             .collect();
         entries[1000].visibility = Visibility::Protected;
         let err = validate_build(&entries).unwrap_err();
-        assert!(err.0.contains("at most 1000") && err.0.contains("/p1000"), "{err}");
+        assert!(
+            err.0.contains("at most 1000") && err.0.contains("/p1000"),
+            "{err}"
+        );
         assert!(validate_build(&entries[..1000]).is_ok());
     }
 
@@ -115,10 +122,17 @@ mod tests {
         let ps = paths(51, "x");
         let entries: Vec<_> = ps
             .iter()
-            .map(|p| BuildEntry { path: p, visibility: Visibility::Private, size: 1 })
+            .map(|p| BuildEntry {
+                path: p,
+                visibility: Visibility::Private,
+                size: 1,
+            })
             .collect();
         let err = validate_build(&entries).unwrap_err();
-        assert!(err.0.contains("at most 50 private") && err.0.contains("/x50"), "{err}");
+        assert!(
+            err.0.contains("at most 50 private") && err.0.contains("/x50"),
+            "{err}"
+        );
         assert!(validate_build(&entries[..50]).is_ok());
     }
 
@@ -127,11 +141,18 @@ mod tests {
         let p = AssetPath::parse("/big.mp3").unwrap();
         assert!(check_size(&p, Visibility::Public, MAX_SERVED_BYTES).is_ok());
         let err = check_size(&p, Visibility::Protected, MAX_SERVED_BYTES + 1).unwrap_err();
-        assert!(err.0.contains("/big.mp3") && err.0.contains("25 MB"), "{err}");
+        assert!(
+            err.0.contains("/big.mp3") && err.0.contains("25 MB"),
+            "{err}"
+        );
         assert!(check_size(&p, Visibility::Private, MAX_PRIVATE_BYTES).is_ok());
         let err = check_size(&p, Visibility::Private, MAX_PRIVATE_BYTES + 1).unwrap_err();
         assert!(err.0.contains("10 MB"), "{err}");
-        let e = [BuildEntry { path: &p, visibility: Visibility::Private, size: MAX_PRIVATE_BYTES + 1 }];
+        let e = [BuildEntry {
+            path: &p,
+            visibility: Visibility::Private,
+            size: MAX_PRIVATE_BYTES + 1,
+        }];
         assert!(validate_build(&e).is_err());
     }
 
@@ -139,8 +160,16 @@ mod tests {
     fn duplicate_path_refused() {
         let p = AssetPath::parse("/a").unwrap();
         let e = [
-            BuildEntry { path: &p, visibility: Visibility::Public, size: 1 },
-            BuildEntry { path: &p, visibility: Visibility::Private, size: 1 },
+            BuildEntry {
+                path: &p,
+                visibility: Visibility::Public,
+                size: 1,
+            },
+            BuildEntry {
+                path: &p,
+                visibility: Visibility::Private,
+                size: 1,
+            },
         ];
         assert!(validate_build(&e).unwrap_err().0.contains("twice"));
     }

@@ -48,7 +48,11 @@ impl AssetPath {
         if path != "/" {
             for segment in path[1..].split('/') {
                 match segment {
-                    "" => return rule(format!("path {path} has an empty segment (`//` or a trailing `/`)")),
+                    "" => {
+                        return rule(format!(
+                            "path {path} has an empty segment (`//` or a trailing `/`)"
+                        ));
+                    }
                     "." | ".." => return rule(format!("path {path} has a `{segment}` segment")),
                     _ => {}
                 }
@@ -85,8 +89,14 @@ mod tests {
         assert_eq!(AssetPath::parse("logo.png").unwrap().as_str(), "/logo.png");
         assert_eq!(AssetPath::parse("/a/b.mp3").unwrap().as_str(), "/a/b.mp3");
         assert_eq!(AssetPath::parse("/").unwrap().as_str(), "/");
-        assert_eq!(AssetPath::parse("/café/menu.json").unwrap().as_str(), "/café/menu.json");
-        assert_eq!(AssetPath::parse("/hold%20music.mp3").unwrap().as_str(), "/hold%20music.mp3");
+        assert_eq!(
+            AssetPath::parse("/café/menu.json").unwrap().as_str(),
+            "/café/menu.json"
+        );
+        assert_eq!(
+            AssetPath::parse("/hold%20music.mp3").unwrap().as_str(),
+            "/hold%20music.mp3"
+        );
     }
 
     #[test]
@@ -103,7 +113,15 @@ mod tests {
 
     #[test]
     fn dot_segments_refused() {
-        for p in ["/../etc/passwd", "/a/../b", "/a/./b", "/a/..", "..", "/a//b", "/a/"] {
+        for p in [
+            "/../etc/passwd",
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "..",
+            "/a//b",
+            "/a/",
+        ] {
             assert!(AssetPath::parse(p).is_err(), "{p}");
         }
         assert!(AssetPath::parse("/a..b/c.d").is_ok());
@@ -114,7 +132,9 @@ mod tests {
         for p in ["/a\nb", "/a\rb", "/a\0b", "/a\u{7f}", "/a\u{85}b", "/a\tb"] {
             assert!(AssetPath::parse(p).is_err(), "{p:?}");
         }
-        for c in ['#', ';', ',', '?', ':', '@', '+', '&', '$', '(', ')', '\'', '"', ' ', '\\'] {
+        for c in [
+            '#', ';', ',', '?', ':', '@', '+', '&', '$', '(', ')', '\'', '"', ' ', '\\',
+        ] {
             let p = format!("/a{c}b");
             let err = AssetPath::parse(&p).unwrap_err();
             assert!(err.0.contains("may not contain"), "{p}: {err}");

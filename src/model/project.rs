@@ -82,13 +82,31 @@ mod tests {
     #[test]
     fn toolkit_table() {
         assert_eq!(n("logo.png"), ("/logo.png".into(), Visibility::Public));
-        assert_eq!(n("audio/hold.protected.mp3"), ("/audio/hold.mp3".into(), Visibility::Protected));
-        assert_eq!(n("data.private.json"), ("/data.json".into(), Visibility::Private));
-        assert_eq!(n("assets/index.html"), ("/assets/index.html".into(), Visibility::Public));
+        assert_eq!(
+            n("audio/hold.protected.mp3"),
+            ("/audio/hold.mp3".into(), Visibility::Protected)
+        );
+        assert_eq!(
+            n("data.private.json"),
+            ("/data.json".into(), Visibility::Private)
+        );
+        assert_eq!(
+            n("assets/index.html"),
+            ("/assets/index.html".into(), Visibility::Public)
+        );
         assert_eq!(n("a.public.txt"), ("/a.txt".into(), Visibility::Public));
-        assert_eq!(n("x.protected"), ("/x.protected".into(), Visibility::Public));
-        assert_eq!(n("my file.mp3"), ("/my-file.mp3".into(), Visibility::Public));
-        assert_eq!(n("dir\\win.txt"), ("/dir/win.txt".into(), Visibility::Public));
+        assert_eq!(
+            n("x.protected"),
+            ("/x.protected".into(), Visibility::Public)
+        );
+        assert_eq!(
+            n("my file.mp3"),
+            ("/my-file.mp3".into(), Visibility::Public)
+        );
+        assert_eq!(
+            n("dir\\win.txt"),
+            ("/dir/win.txt".into(), Visibility::Public)
+        );
     }
 
     #[test]

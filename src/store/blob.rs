@@ -73,7 +73,11 @@ pub(crate) fn put_blob(
     if let Some(d) = expected
         && let Some(meta) = blob_meta(&txn.open_table(BLOBS)?, &d)?
     {
-        return Ok(PutBlob { digest: d, size: meta.size, new: false });
+        return Ok(PutBlob {
+            digest: d,
+            size: meta.size,
+            new: false,
+        });
     }
     let id = next_blob_id(txn)?;
     let mut hasher = Hasher::new();
@@ -107,17 +111,33 @@ pub(crate) fn put_blob(
     if let Some(e) = expected
         && e != digest
     {
-        return Err(StoreError::DigestMismatch { expected: e.to_hex(), actual: digest.to_hex() });
+        return Err(StoreError::DigestMismatch {
+            expected: e.to_hex(),
+            actual: digest.to_hex(),
+        });
     }
     let mut blobs = txn.open_table(BLOBS)?;
     if let Some(existing) = blob_meta(&blobs, &digest)? {
         drop(blobs);
         delete_chunks(txn, id, size)?;
-        return Ok(PutBlob { digest, size: existing.size, new: false });
+        return Ok(PutBlob {
+            digest,
+            size: existing.size,
+            new: false,
+        });
     }
-    let meta = BlobMeta { id, size, gzip: GzipState::Unknown, created: super::now() };
+    let meta = BlobMeta {
+        id,
+        size,
+        gzip: GzipState::Unknown,
+        created: super::now(),
+    };
     blobs.insert(&digest.0, meta.encode().as_slice())?;
-    Ok(PutBlob { digest, size, new: true })
+    Ok(PutBlob {
+        digest,
+        size,
+        new: true,
+    })
 }
 
 /// Removes the chunks of blob `id` (of `size` bytes).
@@ -146,7 +166,13 @@ impl BlobReader {
         start: u64,
         end: u64,
     ) -> BlobReader {
-        BlobReader { chunks, id, pos: start, end, current: None }
+        BlobReader {
+            chunks,
+            id,
+            pos: start,
+            end,
+            current: None,
+        }
     }
 
     /// Bytes left to read.
@@ -179,7 +205,10 @@ impl Read for BlobReader {
         }
         let data = &self.current.as_ref().expect("loaded above").1;
         if offset >= data.len() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob chunk is short",
+            ));
         }
         let n = out
             .len()

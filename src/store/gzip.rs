@@ -56,10 +56,16 @@ pub(crate) fn ensure_gzip(txn: &WriteTransaction, digest: &Digest) -> Result<()>
             delete_chunks(txn, gz_id, out_size)?;
             GzipState::None
         } else {
-            GzipState::Some { id: gz_id, size: out_size }
+            GzipState::Some {
+                id: gz_id,
+                size: out_size,
+            }
         }
     };
-    let updated = BlobMeta { gzip: state, ..meta };
+    let updated = BlobMeta {
+        gzip: state,
+        ..meta
+    };
     txn.open_table(BLOBS)?
         .insert(&digest.0, updated.encode().as_slice())?;
     Ok(())

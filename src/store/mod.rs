@@ -4,22 +4,24 @@
 //! ([`Store::write`]): after a crash at any instant, all of it or none of it is there.
 
 mod accounts;
+mod backup;
 mod blob;
 mod gc;
 mod gzip;
 mod ops;
-mod resources;
 pub mod records;
+mod resources;
 mod sync;
 mod tables;
 
-pub use blob::{BlobReader, BlobSource};
 pub use accounts::secret_hash;
+pub use backup::BackupReport;
 pub use blob::PutBlob;
+pub use blob::{BlobReader, BlobSource};
 pub use gc::{DEFAULT_RETENTION_SECS, GcReport};
-pub use sync::{MANIFEST_TTL_SECS, ManifestBuild, validate_entries};
 pub use ops::{Hit, Lookup, Tx};
 pub use records::*;
+pub use sync::{MANIFEST_TTL_SECS, ManifestBuild, validate_entries};
 pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
@@ -39,7 +41,10 @@ pub enum StoreError {
     /// Another process (usually a running `assetd serve`) holds the database.
     InUse(PathBuf),
     /// The file was written by a newer assetd.
-    NewerSchema { found: u32, supported: u32 },
+    NewerSchema {
+        found: u32,
+        supported: u32,
+    },
     /// The file is not a valid assetd database.
     Corrupt(String),
     /// A referenced row does not exist.
@@ -49,7 +54,10 @@ pub enum StoreError {
     /// A domain rule was broken.
     Invalid(String),
     /// Bytes did not match the digest they were announced with.
-    DigestMismatch { expected: String, actual: String },
+    DigestMismatch {
+        expected: String,
+        actual: String,
+    },
     Io(std::io::Error),
     Db(String),
 }
@@ -152,7 +160,10 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A fresh auth token: 32 lower-case hex digits, like Twilio's.
 pub fn new_token() -> String {
-    random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect()
+    random_bytes::<16>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The open database.
@@ -184,7 +195,10 @@ impl Store {
                 },
                 other => StoreError::Corrupt(format!("{}: {other}", path.display())),
             })?;
-        let store = Store { db, dir: dir.to_path_buf() };
+        let store = Store {
+            db,
+            dir: dir.to_path_buf(),
+        };
         store.init_schema()?;
         Ok(store)
     }
@@ -205,7 +219,10 @@ impl Store {
                 .transpose()?;
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema { found: v, supported: SCHEMA_VERSION });
+                    return Err(StoreError::NewerSchema {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
                 }
                 Some(v) if v < SCHEMA_VERSION => {
                     return Err(StoreError::Corrupt(format!(

@@ -6,8 +6,8 @@ use super::gzip::ensure_gzip;
 use super::records::*;
 use super::tables::*;
 use super::{
-    BlobReader, Result, StoreError, decode_json, decode_u64, encode_json, get_json, new_token,
-    now, random_bytes,
+    BlobReader, Result, StoreError, decode_json, decode_u64, encode_json, get_json, new_token, now,
+    random_bytes,
 };
 use crate::model::limits::{BuildEntry, validate_build};
 use crate::model::{AssetPath, Digest, Sid, SidKind, Visibility, domain, mime};
@@ -52,7 +52,9 @@ impl<'a> Tx<'a> {
         key: &str,
         v: &T,
     ) -> Result<()> {
-        self.txn.open_table(def)?.insert(key, encode_json(v).as_slice())?;
+        self.txn
+            .open_table(def)?
+            .insert(key, encode_json(v).as_slice())?;
         Ok(())
     }
 
@@ -85,10 +87,8 @@ impl<'a> Tx<'a> {
     pub fn ensure_main_account(&mut self) -> Result<(Account, bool)> {
         let existing = {
             let meta = self.txn.open_table(META)?;
-            let sid = meta
-                .get("main_account")?
-                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
-            sid
+            meta.get("main_account")?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned())
         };
         if let Some(sid) = existing {
             let acct = self
@@ -366,7 +366,11 @@ impl<'a> Tx<'a> {
             .collect::<Result<_, crate::model::RuleError>>()?;
         let entries: Vec<BuildEntry<'_>> = parsed
             .iter()
-            .map(|(p, vis, size)| BuildEntry { path: p, visibility: *vis, size: *size })
+            .map(|(p, vis, size)| BuildEntry {
+                path: p,
+                visibility: *vis,
+                size: *size,
+            })
             .collect();
         validate_build(&entries)?;
         let build = Build {
@@ -393,7 +397,10 @@ impl<'a> Tx<'a> {
                     content_type: v.content_type.clone(),
                     version_sid: v.sid.clone(),
                 };
-                routes.insert((build.sid.as_str(), v.path.as_str()), route.encode().as_slice())?;
+                routes.insert(
+                    (build.sid.as_str(), v.path.as_str()),
+                    route.encode().as_slice(),
+                )?;
             }
         }
         self.put(BUILDS, &build.sid, &build)?;
@@ -532,7 +539,12 @@ impl Lookup {
         prefix: &str,
         table: redb::TableDefinition<&'static str, &'static [u8]>,
     ) -> Result<Vec<T>> {
-        children(&self.txn.open_table(CHILDREN)?, &self.txn.open_table(table)?, parent, prefix)
+        children(
+            &self.txn.open_table(CHILDREN)?,
+            &self.txn.open_table(table)?,
+            parent,
+            prefix,
+        )
     }
 
     fn get<T: serde::de::DeserializeOwned>(
@@ -700,13 +712,19 @@ impl Lookup {
         };
         let (start, end) = range.unwrap_or((0, size));
         let chunks = self.txn.open_table(CHUNKS)?;
-        Ok(Some((BlobReader::new(chunks, id, start, end.min(size)), size)))
+        Ok(Some((
+            BlobReader::new(chunks, id, start, end.min(size)),
+            size,
+        )))
     }
 
     /// The gzip length of blob `digest`, when it has a gzip variant.
     pub fn gzip_len(&self, digest: &Digest) -> Result<Option<u64>> {
         Ok(match blob_meta(&self.txn.open_table(BLOBS)?, digest)? {
-            Some(BlobMeta { gzip: GzipState::Some { size, .. }, .. }) => Some(size),
+            Some(BlobMeta {
+                gzip: GzipState::Some { size, .. },
+                ..
+            }) => Some(size),
             _ => None,
         })
     }

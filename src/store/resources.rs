@@ -27,12 +27,17 @@ const MAX_VARIABLE_VALUE: usize = 450;
 
 type Rows = TableDefinition<'static, &'static str, &'static [u8]>;
 
-fn load<T: serde::de::DeserializeOwned>(txn: &WriteTransaction, def: Rows, key: &str) -> Result<Option<T>> {
+fn load<T: serde::de::DeserializeOwned>(
+    txn: &WriteTransaction,
+    def: Rows,
+    key: &str,
+) -> Result<Option<T>> {
     get_json(&txn.open_table(def)?, key)
 }
 
 fn store<T: serde::Serialize>(txn: &WriteTransaction, def: Rows, key: &str, v: &T) -> Result<()> {
-    txn.open_table(def)?.insert(key, encode_json(v).as_slice())?;
+    txn.open_table(def)?
+        .insert(key, encode_json(v).as_slice())?;
     Ok(())
 }
 
@@ -124,8 +129,9 @@ impl Tx<'_> {
         include_credentials: Option<bool>,
         ui_editable: Option<bool>,
     ) -> Result<Service> {
-        let mut svc: Service = load(self.txn(), SERVICES, &service.sid)?
-            .ok_or_else(|| StoreError::NotFound(format!("Service {} was not found", service.sid)))?;
+        let mut svc: Service = load(self.txn(), SERVICES, &service.sid)?.ok_or_else(|| {
+            StoreError::NotFound(format!("Service {} was not found", service.sid))
+        })?;
         if let Some(name) = friendly_name {
             check_friendly_name("Service", name)?;
             svc.friendly_name = name.to_string();
@@ -202,7 +208,8 @@ impl Tx<'_> {
 
     /// The environment `sid` when it belongs to `service_sid`.
     pub fn service_environment(&self, service_sid: &str, sid: &str) -> Result<Option<Environment>> {
-        Ok(load::<Environment>(self.txn(), ENVIRONMENTS, sid)?.filter(|e| e.service_sid == service_sid))
+        Ok(load::<Environment>(self.txn(), ENVIRONMENTS, sid)?
+            .filter(|e| e.service_sid == service_sid))
     }
 
     /// The asset `sid` when it belongs to `service_sid`.
@@ -223,7 +230,12 @@ impl Tx<'_> {
 
     /// Creates a variable; the key is 1-128 characters and unique in the environment (409),
     /// the value at most 450 bytes.
-    pub fn create_variable(&mut self, env: &Environment, key: &str, value: &str) -> Result<Variable> {
+    pub fn create_variable(
+        &mut self,
+        env: &Environment,
+        key: &str,
+        value: &str,
+    ) -> Result<Variable> {
         check_variable(key, value)?;
         self.check_key_free(&env.sid, key, None)?;
         let now = self.now();
@@ -303,7 +315,12 @@ impl Tx<'_> {
     }
 
     fn check_asset_name_free(&self, service_sid: &str, name: &str) -> Result<()> {
-        if self.txn().open_table(ASSET_NAMES)?.get((service_sid, name))?.is_some() {
+        if self
+            .txn()
+            .open_table(ASSET_NAMES)?
+            .get((service_sid, name))?
+            .is_some()
+        {
             return Err(StoreError::Conflict(format!(
                 "Asset with FriendlyName {name} already exists in service {service_sid}"
             )));
@@ -336,9 +353,17 @@ impl Tx<'_> {
         let versions = children_in_tx(txn, &asset.sid, "ZN")?;
         let mine: HashSet<&str> = versions.iter().map(String::as_str).collect();
         for env in self.environments(&asset.service_sid)? {
-            let Some(build_sid) = &env.build_sid else { continue };
-            let Some(build) = load::<Build>(txn, BUILDS, build_sid)? else { continue };
-            if let Some(v) = build.asset_versions.iter().find(|v| mine.contains(v.as_str())) {
+            let Some(build_sid) = &env.build_sid else {
+                continue;
+            };
+            let Some(build) = load::<Build>(txn, BUILDS, build_sid)? else {
+                continue;
+            };
+            if let Some(v) = build
+                .asset_versions
+                .iter()
+                .find(|v| mine.contains(v.as_str()))
+            {
                 return Err(StoreError::Conflict(format!(
                     "Asset {} ({}) cannot be deleted: its version {v} is in the active build of environment {} ({}); deploy a build without it first",
                     asset.sid, asset.friendly_name, env.unique_name, env.sid
@@ -378,7 +403,9 @@ impl Tx<'_> {
                 if others.contains(v) {
                     continue;
                 }
-                let Some(row) = get_json::<AssetVersion, _>(&versions, v)? else { continue };
+                let Some(row) = get_json::<AssetVersion, _>(&versions, v)? else {
+                    continue;
+                };
                 if assets.get(row.asset_sid.as_str())?.is_none() {
                     orphans.push(v.clone());
                 }
@@ -392,7 +419,10 @@ impl Tx<'_> {
 }
 
 /// Removes version rows; returns the digests they referenced (candidates for reclaim).
-fn remove_versions<'a>(txn: &WriteTransaction, sids: impl Iterator<Item = &'a String>) -> Result<Vec<Digest>> {
+fn remove_versions<'a>(
+    txn: &WriteTransaction,
+    sids: impl Iterator<Item = &'a String>,
+) -> Result<Vec<Digest>> {
     let mut table = txn.open_table(VERSIONS)?;
     let mut digests = Vec::new();
     for sid in sids {
@@ -417,7 +447,11 @@ fn remove_name_index(txn: &WriteTransaction, asset: &Asset) -> Result<()> {
 }
 
 /// Every version SID held by a build of the service (except build `skip`).
-fn versions_in_builds(txn: &WriteTransaction, service_sid: &str, skip: Option<&str>) -> Result<HashSet<String>> {
+fn versions_in_builds(
+    txn: &WriteTransaction,
+    service_sid: &str,
+    skip: Option<&str>,
+) -> Result<HashSet<String>> {
     let mut out = HashSet::new();
     let builds = txn.open_table(BUILDS)?;
     for sid in children_in_tx(txn, service_sid, "ZB")? {
@@ -492,8 +526,10 @@ impl Lookup {
 
     /// The environment `sid` when it belongs to `service_sid`.
     pub fn service_environment(&self, service_sid: &str, sid: &str) -> Result<Option<Environment>> {
-        Ok(get_json::<Environment, _>(&self.txn().open_table(ENVIRONMENTS)?, sid)?
-            .filter(|e| e.service_sid == service_sid))
+        Ok(
+            get_json::<Environment, _>(&self.txn().open_table(ENVIRONMENTS)?, sid)?
+                .filter(|e| e.service_sid == service_sid),
+        )
     }
 
     /// The assets of a service.
@@ -523,7 +559,10 @@ impl Lookup {
         let log = self.txn().open_table(DEPLOY_LOG)?;
         let deps = self.txn().open_table(DEPLOYMENTS)?;
         let mut out = Vec::new();
-        for item in log.range((environment_sid, 0u64)..=(environment_sid, u64::MAX))?.rev() {
+        for item in log
+            .range((environment_sid, 0u64)..=(environment_sid, u64::MAX))?
+            .rev()
+        {
             let (k, sid) = item?;
             if let Some(v) = deps.get(sid.value())? {
                 out.push((k.value().1, decode_json(v.value())?));
@@ -533,9 +572,15 @@ impl Lookup {
     }
 
     /// The deployment `sid` when it belongs to `environment_sid`.
-    pub fn environment_deployment(&self, environment_sid: &str, sid: &str) -> Result<Option<Deployment>> {
-        Ok(get_json::<Deployment, _>(&self.txn().open_table(DEPLOYMENTS)?, sid)?
-            .filter(|d| d.environment_sid == environment_sid))
+    pub fn environment_deployment(
+        &self,
+        environment_sid: &str,
+        sid: &str,
+    ) -> Result<Option<Deployment>> {
+        Ok(
+            get_json::<Deployment, _>(&self.txn().open_table(DEPLOYMENTS)?, sid)?
+                .filter(|d| d.environment_sid == environment_sid),
+        )
     }
 
     /// The variables of an environment.
@@ -544,9 +589,15 @@ impl Lookup {
     }
 
     /// The variable `sid` when it belongs to `environment_sid`.
-    pub fn environment_variable(&self, environment_sid: &str, sid: &str) -> Result<Option<Variable>> {
-        Ok(get_json::<Variable, _>(&self.txn().open_table(VARIABLES)?, sid)?
-            .filter(|v| v.environment_sid == environment_sid))
+    pub fn environment_variable(
+        &self,
+        environment_sid: &str,
+        sid: &str,
+    ) -> Result<Option<Variable>> {
+        Ok(
+            get_json::<Variable, _>(&self.txn().open_table(VARIABLES)?, sid)?
+                .filter(|v| v.environment_sid == environment_sid),
+        )
     }
 }
 
@@ -569,17 +620,35 @@ mod tests {
         let n = |r: std::result::Result<u64, redb::StorageError>| r.unwrap();
         vec![
             ("services", n(t.open_table(super::SERVICES).unwrap().len())),
-            ("service_names", n(t.open_table(super::SERVICE_NAMES).unwrap().len())),
-            ("environments", n(t.open_table(super::ENVIRONMENTS).unwrap().len())),
+            (
+                "service_names",
+                n(t.open_table(super::SERVICE_NAMES).unwrap().len()),
+            ),
+            (
+                "environments",
+                n(t.open_table(super::ENVIRONMENTS).unwrap().len()),
+            ),
             ("hosts", n(t.open_table(super::HOSTS).unwrap().len())),
             ("assets", n(t.open_table(super::ASSETS).unwrap().len())),
-            ("asset_names", n(t.open_table(super::ASSET_NAMES).unwrap().len())),
+            (
+                "asset_names",
+                n(t.open_table(super::ASSET_NAMES).unwrap().len()),
+            ),
             ("versions", n(t.open_table(super::VERSIONS).unwrap().len())),
             ("builds", n(t.open_table(super::BUILDS).unwrap().len())),
             ("routes", n(t.open_table(super::ROUTES).unwrap().len())),
-            ("deployments", n(t.open_table(super::DEPLOYMENTS).unwrap().len())),
-            ("deploy_log", n(t.open_table(super::DEPLOY_LOG).unwrap().len())),
-            ("variables", n(t.open_table(super::VARIABLES).unwrap().len())),
+            (
+                "deployments",
+                n(t.open_table(super::DEPLOYMENTS).unwrap().len()),
+            ),
+            (
+                "deploy_log",
+                n(t.open_table(super::DEPLOY_LOG).unwrap().len()),
+            ),
+            (
+                "variables",
+                n(t.open_table(super::VARIABLES).unwrap().len()),
+            ),
             ("children", n(t.open_table(super::CHILDREN).unwrap().len())),
         ]
     }
@@ -595,7 +664,13 @@ mod tests {
             let put = tx.put_blob(&mut path.as_bytes(), None, None)?;
             let asset = tx.create_asset(&svc, path)?;
             let p = AssetPath::parse(path)?;
-            versions.push(tx.create_version(&asset, &p, Visibility::Public, "text/plain", &put.digest)?);
+            versions.push(tx.create_version(
+                &asset,
+                &p,
+                Visibility::Public,
+                "text/plain",
+                &put.digest,
+            )?);
         }
         let sids: Vec<String> = versions.iter().map(|v| v.sid.clone()).collect();
         let b1 = tx.create_build(&svc, &sids, serde_json::json!([]), None)?;
@@ -620,14 +695,31 @@ mod tests {
         let blobs = || store.read().unwrap().blobs().unwrap().len();
         assert_eq!(blobs(), 2);
         store.write(|tx| tx.delete_service(&gone)).unwrap();
-        assert_eq!(rows(&store), with_one, "the deleted service left rows behind");
-        assert_eq!(blobs(), 2, "blobs still used by the other service must stay");
+        assert_eq!(
+            rows(&store),
+            with_one,
+            "the deleted service left rows behind"
+        );
+        assert_eq!(
+            blobs(),
+            2,
+            "blobs still used by the other service must stay"
+        );
         store.write(|tx| tx.delete_service(&keep)).unwrap();
         assert_eq!(rows(&store), before);
         assert_eq!(blobs(), 0, "unreferenced blobs are reclaimed");
-        assert!(store.read().unwrap().find_service(&acct.sid, "gone").unwrap().is_none());
+        assert!(
+            store
+                .read()
+                .unwrap()
+                .find_service(&acct.sid, "gone")
+                .unwrap()
+                .is_none()
+        );
         // The name is free again.
-        store.write(|tx| tx.register_service(&acct.sid, "gone", "again", true, false)).unwrap();
+        store
+            .write(|tx| tx.register_service(&acct.sid, "gone", "again", true, false))
+            .unwrap();
     }
 
     #[test]
@@ -641,7 +733,10 @@ mod tests {
         let asset = l.assets(&svc.sid).unwrap().remove(0);
         drop(l);
         let e = store.write(|tx| tx.delete_asset(&asset)).unwrap_err();
-        assert!(matches!(&e, StoreError::Conflict(m) if m.contains("active build of environment dev-environment")), "{e}");
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("active build of environment dev-environment")),
+            "{e}"
+        );
         let e = store.write(|tx| tx.delete_build(&active)).unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)));
         // Nothing was lost.
@@ -662,8 +757,13 @@ mod tests {
                 tx.register_service(&acct.sid, "s50", "x", true, false)
             })
             .unwrap_err();
-        assert_eq!(e.to_string(), "Services are limited to less than or equal to 50");
-        let svc = store.write(|tx| tx.register_service(&acct.sid, "one", "x", false, true)).unwrap();
+        assert_eq!(
+            e.to_string(),
+            "Services are limited to less than or equal to 50"
+        );
+        let svc = store
+            .write(|tx| tx.register_service(&acct.sid, "one", "x", false, true))
+            .unwrap();
         assert!(!svc.include_credentials && svc.ui_editable);
         let e = store
             .write(|tx| {
@@ -681,7 +781,10 @@ mod tests {
                 let w = tx.create_variable(&env, "L", "2")?;
                 assert!(tx.update_variable(&w, Some("K"), None).is_err());
                 tx.update_variable(&v, None, Some(&"x".repeat(450)))?;
-                assert!(tx.update_variable(&v, None, Some(&"x".repeat(451))).is_err());
+                assert!(
+                    tx.update_variable(&v, None, Some(&"x".repeat(451)))
+                        .is_err()
+                );
                 tx.create_variable(&env, "K", "again")
             })
             .unwrap_err();

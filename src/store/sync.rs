@@ -3,7 +3,9 @@
 
 use super::blob::blob_meta;
 use super::ops::{Lookup, Tx, new_sid};
-use super::records::{AssetVersion, Build, Deployment, Environment, Manifest, ManifestEntry, Service};
+use super::records::{
+    AssetVersion, Build, Deployment, Environment, Manifest, ManifestEntry, Service,
+};
 use super::tables::{BLOB_OWNERS, BLOBS, MANIFESTS, VERSIONS};
 use super::{Result, StoreError, encode_json, get_json};
 use crate::model::limits::{BuildEntry, validate_build};
@@ -42,7 +44,11 @@ pub fn validate_entries(entries: &[ManifestEntry]) -> Result<()> {
     }
     let build: Vec<BuildEntry<'_>> = parsed
         .iter()
-        .map(|(p, v, s)| BuildEntry { path: p, visibility: *v, size: *s })
+        .map(|(p, v, s)| BuildEntry {
+            path: p,
+            visibility: *v,
+            size: *s,
+        })
         .collect();
     validate_build(&build)?;
     Ok(())
@@ -58,7 +64,11 @@ impl Tx<'_> {
     }
 
     /// Stores a validated manifest for `service`; returns it.
-    pub fn save_manifest(&mut self, service: &Service, entries: Vec<ManifestEntry>) -> Result<Manifest> {
+    pub fn save_manifest(
+        &mut self,
+        service: &Service,
+        entries: Vec<ManifestEntry>,
+    ) -> Result<Manifest> {
         validate_entries(&entries)?;
         let m = Manifest {
             sid: new_sid(SidKind::Manifest),
@@ -85,7 +95,9 @@ impl Tx<'_> {
     ) -> Result<ManifestBuild> {
         let manifest: Manifest = get_json(&self.txn().open_table(MANIFESTS)?, manifest_sid)?
             .filter(|m: &Manifest| m.service_sid == service.sid)
-            .ok_or_else(|| StoreError::NotFound(format!("Manifest {manifest_sid} was not found")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("Manifest {manifest_sid} was not found"))
+            })?;
         let (mut created, mut reused) = (0, 0);
         let mut sids = Vec::with_capacity(manifest.entries.len());
         for e in &manifest.entries {
@@ -159,7 +171,11 @@ impl Tx<'_> {
     }
 
     /// The newest version of `asset_sid` when it matches the entry exactly.
-    fn identical_version(&self, asset_sid: &str, e: &ManifestEntry) -> Result<Option<AssetVersion>> {
+    fn identical_version(
+        &self,
+        asset_sid: &str,
+        e: &ManifestEntry,
+    ) -> Result<Option<AssetVersion>> {
         let versions: Vec<AssetVersion> = self.versions_of(asset_sid)?;
         Ok(versions
             .into_iter()
@@ -190,8 +206,10 @@ impl Tx<'_> {
     }
 
     fn environment_build(&self, env_sid: &str) -> Result<Option<Build>> {
-        let env: Option<Environment> =
-            get_json(&self.txn().open_table(super::tables::ENVIRONMENTS)?, env_sid)?;
+        let env: Option<Environment> = get_json(
+            &self.txn().open_table(super::tables::ENVIRONMENTS)?,
+            env_sid,
+        )?;
         match env.and_then(|e| e.build_sid) {
             Some(b) => get_json(&self.txn().open_table(super::tables::BUILDS)?, &b),
             None => Ok(None),
@@ -209,7 +227,8 @@ impl Lookup {
             if out.contains(d) {
                 continue;
             }
-            let have = owners.get((&d.0, account_sid))?.is_some() && blob_meta(&blobs, d)?.is_some();
+            let have =
+                owners.get((&d.0, account_sid))?.is_some() && blob_meta(&blobs, d)?.is_some();
             if !have {
                 out.push(*d);
             }

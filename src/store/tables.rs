@@ -15,7 +15,8 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
 pub const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 /// (account sid, lower-case unique name) → service sid.
-pub const SERVICE_NAMES: TableDefinition<(&str, &str), &str> = TableDefinition::new("service_names");
+pub const SERVICE_NAMES: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("service_names");
 pub const ENVIRONMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("environments");
 /// Environment host label → [`HostEntry`]: the hot path's first lookup.
 pub const HOSTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hosts");
@@ -84,9 +85,17 @@ impl Route {
         let size = u64::from_le_bytes(b.get(1..9)?.try_into().ok()?);
         let digest = Digest(b.get(9..41)?.try_into().ok()?);
         let ct_len = u16::from_le_bytes(b.get(41..43)?.try_into().ok()?) as usize;
-        let content_type = std::str::from_utf8(b.get(43..43 + ct_len)?).ok()?.to_string();
+        let content_type = std::str::from_utf8(b.get(43..43 + ct_len)?)
+            .ok()?
+            .to_string();
         let version_sid = std::str::from_utf8(b.get(43 + ct_len..)?).ok()?.to_string();
-        Some(Route { visibility, size, digest, content_type, version_sid })
+        Some(Route {
+            visibility,
+            size,
+            digest,
+            content_type,
+            version_sid,
+        })
     }
 }
 
@@ -170,10 +179,18 @@ impl BlobMeta {
         let gzip = match b[16] {
             0 => GzipState::Unknown,
             1 => GzipState::None,
-            2 => GzipState::Some { id: u(17..25), size: u(25..33) },
+            2 => GzipState::Some {
+                id: u(17..25),
+                size: u(25..33),
+            },
             _ => return None,
         };
-        Some(BlobMeta { id: u(0..8), size: u(8..16), gzip, created: u(33..41) })
+        Some(BlobMeta {
+            id: u(0..8),
+            size: u(8..16),
+            gzip,
+            created: u(33..41),
+        })
     }
 
     /// Number of chunks a blob of `size` bytes has.
@@ -202,10 +219,22 @@ mod tests {
             build_sid: None,
         };
         assert_eq!(HostEntry::decode(&h.encode()), Some(h.clone()));
-        let h2 = HostEntry { build_sid: Some(format!("ZB{}", "3".repeat(32))), ..h };
+        let h2 = HostEntry {
+            build_sid: Some(format!("ZB{}", "3".repeat(32))),
+            ..h
+        };
         assert_eq!(HostEntry::decode(&h2.encode()), Some(h2));
-        for gzip in [GzipState::Unknown, GzipState::None, GzipState::Some { id: 9, size: 10 }] {
-            let m = BlobMeta { id: 1, size: 2, gzip, created: 77 };
+        for gzip in [
+            GzipState::Unknown,
+            GzipState::None,
+            GzipState::Some { id: 9, size: 10 },
+        ] {
+            let m = BlobMeta {
+                id: 1,
+                size: 2,
+                gzip,
+                created: 77,
+            };
             assert_eq!(BlobMeta::decode(&m.encode()), Some(m));
         }
         assert_eq!(BlobMeta::chunks(0), 0);

@@ -11,7 +11,9 @@ fn open() -> (tempfile::TempDir, Store) {
 }
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+        .collect()
 }
 
 #[test]
@@ -34,8 +36,20 @@ fn two_versions_with_the_same_bytes_share_one_blob() {
             let p3 = tx.put_blob(&mut std::io::empty(), Some(p1.digest), None)?;
             assert!(!p3.new);
             let ct = "application/octet-stream";
-            let v1 = tx.create_version(&a, &AssetPath::parse("/a.bin")?, Visibility::Public, ct, &p1.digest)?;
-            let v2 = tx.create_version(&b, &AssetPath::parse("/b.bin")?, Visibility::Private, ct, &p2.digest)?;
+            let v1 = tx.create_version(
+                &a,
+                &AssetPath::parse("/a.bin")?,
+                Visibility::Public,
+                ct,
+                &p1.digest,
+            )?;
+            let v2 = tx.create_version(
+                &b,
+                &AssetPath::parse("/b.bin")?,
+                Visibility::Private,
+                ct,
+                &p2.digest,
+            )?;
             Ok((v1, v2))
         })
         .unwrap();
@@ -51,7 +65,10 @@ fn two_versions_with_the_same_bytes_share_one_blob() {
     r.read_to_end(&mut out).unwrap();
     assert!(out == body);
     let (a, b) = (CHUNK_SIZE as u64 - 5, 2 * CHUNK_SIZE as u64 + 5);
-    let (mut r, _) = lookup.open_blob(&digest, false, Some((a, b))).unwrap().unwrap();
+    let (mut r, _) = lookup
+        .open_blob(&digest, false, Some((a, b)))
+        .unwrap()
+        .unwrap();
     let mut out = Vec::new();
     r.read_to_end(&mut out).unwrap();
     assert!(out == body[a as usize..b as usize]);
@@ -76,20 +93,41 @@ fn records_round_trip_and_deploy_switches_atomically() {
             for body in ["one", "two"] {
                 let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
                 let asset = tx.asset_named(&svc, "/x.txt")?;
-                let v = tx.create_version(&asset, &AssetPath::parse("/x.txt")?, Visibility::Public, "text/plain", &put.digest)?;
+                let v = tx.create_version(
+                    &asset,
+                    &AssetPath::parse("/x.txt")?,
+                    Visibility::Public,
+                    "text/plain",
+                    &put.digest,
+                )?;
                 builds.push(tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?);
             }
             tx.deploy(&env, &builds[0].sid)?;
-            assert!(matches!(tx.deploy(&env, &builds[0].sid), Err(StoreError::Conflict(_))));
+            assert!(matches!(
+                tx.deploy(&env, &builds[0].sid),
+                Err(StoreError::Conflict(_))
+            ));
             Ok((env, builds[0].clone(), builds[1].clone()))
         })
         .unwrap();
     assert!(env.label.starts_with("round-trip-") && env.label.ends_with("-dev"));
-    let hit = store.read().unwrap().resolve(&env.label, &["/x.txt"]).unwrap().unwrap();
+    let hit = store
+        .read()
+        .unwrap()
+        .resolve(&env.label, &["/x.txt"])
+        .unwrap()
+        .unwrap();
     assert_eq!(hit.build_sid, b1.sid);
     store.write(|tx| tx.deploy(&env, &b2.sid)).unwrap();
     let lookup = store.read().unwrap();
-    assert_eq!(lookup.resolve(&env.label, &["/x.txt"]).unwrap().unwrap().build_sid, b2.sid);
+    assert_eq!(
+        lookup
+            .resolve(&env.label, &["/x.txt"])
+            .unwrap()
+            .unwrap()
+            .build_sid,
+        b2.sid
+    );
     assert_eq!(lookup.deployments(&env.sid).unwrap().len(), 2);
     assert_eq!(lookup.build(&b1.sid).unwrap().unwrap(), b1);
     assert!(lookup.resolve(&env.label, &["/y.txt"]).unwrap().is_none());
@@ -128,15 +166,40 @@ fn builds_are_validated() {
         let (acct, _) = tx.ensure_main_account()?;
         let s1 = tx.create_service(&acct.sid, "one", "one")?;
         let s2 = tx.create_service(&acct.sid, "two", "two")?;
-        assert!(tx.create_build(&s1, &[], serde_json::json!([]), None).is_err());
+        assert!(
+            tx.create_build(&s1, &[], serde_json::json!([]), None)
+                .is_err()
+        );
         let put = tx.put_blob(&mut &b"x"[..], None, None)?;
         let a = tx.asset_named(&s2, "/x")?;
-        let v = tx.create_version(&a, &AssetPath::parse("/x")?, Visibility::Public, "text/plain", &put.digest)?;
+        let v = tx.create_version(
+            &a,
+            &AssetPath::parse("/x")?,
+            Visibility::Public,
+            "text/plain",
+            &put.digest,
+        )?;
         // A version of another service cannot go into this one's build.
-        let err = tx.create_build(&s1, &[v.sid.clone()], serde_json::json!([]), None).unwrap_err();
-        assert!(err.to_string().contains("does not exist in service"), "{err}");
+        let err = tx
+            .create_build(
+                &s1,
+                std::slice::from_ref(&v.sid),
+                serde_json::json!([]),
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not exist in service"),
+            "{err}"
+        );
         // A bad content type never gets stored (it would end up in a response header).
-        let bad = tx.create_version(&a, &AssetPath::parse("/x")?, Visibility::Public, "text/html\r\nX: y", &put.digest);
+        let bad = tx.create_version(
+            &a,
+            &AssetPath::parse("/x")?,
+            Visibility::Public,
+            "text/html\r\nX: y",
+            &put.digest,
+        );
         assert!(bad.is_err());
         Ok(())
     });
@@ -162,7 +225,10 @@ fn open_errors_are_one_line_and_clear() {
         txn.commit().unwrap();
     }
     let err = Store::open(dir.path(), 1 << 20).err().unwrap();
-    assert!(matches!(err, StoreError::NewerSchema { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("newer assetd"));
 
     // Not a database at all.
@@ -170,7 +236,13 @@ fn open_errors_are_one_line_and_clear() {
     std::fs::write(junk.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
     let err = Store::open(junk.path(), 1 << 20).err().unwrap();
     assert!(!err.to_string().contains('\n'));
-    assert!(matches!(err, StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_)
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,7 +256,13 @@ fn gzip_variant_is_stored_once_for_compressible_content() {
             let put = tx.put_blob(&mut text.as_bytes(), None, None)?;
             let a = tx.asset_named(&svc, "/t.txt")?;
             for _ in 0..2 {
-                tx.create_version(&a, &AssetPath::parse("/t.txt")?, Visibility::Public, "text/plain", &put.digest)?;
+                tx.create_version(
+                    &a,
+                    &AssetPath::parse("/t.txt")?,
+                    Visibility::Public,
+                    "text/plain",
+                    &put.digest,
+                )?;
             }
             Ok(put.digest)
         })
@@ -194,18 +272,27 @@ fn gzip_variant_is_stored_once_for_compressible_content() {
     assert!(gz < text.len() as u64 / 10);
     let (r, _) = lookup.open_blob(&digest, true, None).unwrap().unwrap();
     let mut plain = String::new();
-    flate2::read::GzDecoder::new(r).read_to_string(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(r)
+        .read_to_string(&mut plain)
+        .unwrap();
     assert_eq!(plain, text);
 }
 
 #[test]
 fn retention_keeps_everything_deployed_and_reclaims_the_rest() {
     let (_d, store) = open();
-    let put_version = |tx: &mut Tx<'_>, svc: &Service, path: &str, body: &[u8]| -> Result<AssetVersion> {
-        let put = tx.put_blob(&mut &body[..], None, None)?;
-        let asset = tx.asset_named(svc, path)?;
-        tx.create_version(&asset, &AssetPath::parse(path)?, Visibility::Public, "text/plain", &put.digest)
-    };
+    let put_version =
+        |tx: &mut Tx<'_>, svc: &Service, path: &str, body: &[u8]| -> Result<AssetVersion> {
+            let put = tx.put_blob(&mut &body[..], None, None)?;
+            let asset = tx.asset_named(svc, path)?;
+            tx.create_version(
+                &asset,
+                &AssetPath::parse(path)?,
+                Visibility::Public,
+                "text/plain",
+                &put.digest,
+            )
+        };
     let (env, live, rolled_back, orphan) = store
         .write(|tx| {
             let (acct, _) = tx.ensure_main_account()?;
@@ -215,16 +302,33 @@ fn retention_keeps_everything_deployed_and_reclaims_the_rest() {
             let new = put_version(tx, &svc, "/a.txt", b"new bytes")?;
             let orphan = put_version(tx, &svc, "/orphan.txt", b"orphan bytes")?;
             let never = put_version(tx, &svc, "/never.txt", b"never deployed")?;
-            let b_old = tx.create_build(&svc, &[old.sid.clone()], serde_json::json!([]), None)?;
-            let b_new = tx.create_build(&svc, &[new.sid.clone()], serde_json::json!([]), None)?;
-            tx.create_build(&svc, &[never.sid.clone()], serde_json::json!([]), None)?;
+            let b_old = tx.create_build(
+                &svc,
+                std::slice::from_ref(&old.sid),
+                serde_json::json!([]),
+                None,
+            )?;
+            let b_new = tx.create_build(
+                &svc,
+                std::slice::from_ref(&new.sid),
+                serde_json::json!([]),
+                None,
+            )?;
+            tx.create_build(
+                &svc,
+                std::slice::from_ref(&never.sid),
+                serde_json::json!([]),
+                None,
+            )?;
             tx.deploy(&env, &b_old.sid)?;
             tx.deploy(&env, &b_new.sid)?;
             Ok((env, b_new, b_old, orphan))
         })
         .unwrap();
     // A young store loses nothing with the default age.
-    let report = store.write(|tx| tx.retention(DEFAULT_RETENTION_SECS)).unwrap();
+    let report = store
+        .write(|tx| tx.retention(DEFAULT_RETENTION_SECS))
+        .unwrap();
     assert_eq!(report, GcReport::default());
     // With age 0: the never-deployed build, the orphan and never versions and their blobs go;
     // the live build and the rolled-back (deployed once) build stay, with their bytes.
@@ -233,14 +337,20 @@ fn retention_keeps_everything_deployed_and_reclaims_the_rest() {
     assert_eq!(report.versions_deleted, 2);
     assert_eq!(report.assets_deleted, 2);
     assert_eq!(report.blobs_reclaimed, 2);
-    assert_eq!(report.bytes_reclaimed, ("orphan bytes".len() + "never deployed".len()) as u64);
+    assert_eq!(
+        report.bytes_reclaimed,
+        ("orphan bytes".len() + "never deployed".len()) as u64
+    );
     let lookup = store.read().unwrap();
     assert!(lookup.version(&orphan.sid).unwrap().is_none());
     assert!(lookup.build(&live.sid).unwrap().is_some());
     assert!(lookup.build(&rolled_back.sid).unwrap().is_some());
     assert_eq!(lookup.blobs().unwrap().len(), 2);
     let hit = lookup.resolve(&env.label, &["/a.txt"]).unwrap().unwrap();
-    let (mut r, _) = lookup.open_blob(&hit.route.digest, false, None).unwrap().unwrap();
+    let (mut r, _) = lookup
+        .open_blob(&hit.route.digest, false, None)
+        .unwrap()
+        .unwrap();
     let mut s = String::new();
     r.read_to_string(&mut s).unwrap();
     assert_eq!(s, "new bytes");
@@ -275,7 +385,13 @@ fn retention_concurrent_with_deploys_never_breaks_the_live_build() {
             .write(|tx| {
                 let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
                 let asset = tx.asset_named(&svc, "/x.txt")?;
-                let v = tx.create_version(&asset, &AssetPath::parse("/x.txt")?, Visibility::Public, "text/plain", &put.digest)?;
+                let v = tx.create_version(
+                    &asset,
+                    &AssetPath::parse("/x.txt")?,
+                    Visibility::Public,
+                    "text/plain",
+                    &put.digest,
+                )?;
                 let b = tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?;
                 tx.deploy(&env, &b.sid)?;
                 Ok(())
@@ -283,10 +399,112 @@ fn retention_concurrent_with_deploys_never_breaks_the_live_build() {
             .unwrap();
         let lookup = store.read().unwrap();
         let hit = lookup.resolve(&env.label, &["/x.txt"]).unwrap().unwrap();
-        let (mut r, _) = lookup.open_blob(&hit.route.digest, false, None).unwrap().unwrap();
+        let (mut r, _) = lookup
+            .open_blob(&hit.route.digest, false, None)
+            .unwrap()
+            .unwrap();
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, body);
     }
     gc.join().unwrap();
+}
+
+#[test]
+fn backup_restores_to_an_identical_verified_store_and_bad_files_change_nothing() {
+    let (_d, store) = open();
+    let big = bytes(2 * CHUNK_SIZE + 3, 9);
+    let label = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "bk", "bk")?;
+            let env = tx.create_environment(&svc, "dev-environment", Some("dev"))?;
+            let mut vs = Vec::new();
+            for (path, body, ct) in [
+                ("/big.bin", big.as_slice(), "application/octet-stream"),
+                ("/t.txt", "text ".repeat(100).as_bytes(), "text/plain"),
+            ] {
+                let put = tx.put_blob(&mut &body[..], None, None)?;
+                let a = tx.asset_named(&svc, path)?;
+                vs.push(
+                    tx.create_version(
+                        &a,
+                        &AssetPath::parse(path)?,
+                        Visibility::Public,
+                        ct,
+                        &put.digest,
+                    )?
+                    .sid,
+                );
+            }
+            let b = tx.create_build(&svc, &vs, serde_json::json!([]), None)?;
+            tx.deploy(&env, &b.sid)?;
+            Ok(env.label)
+        })
+        .unwrap();
+    let (problems, n) = store.read().unwrap().verify().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(n, 2);
+    let mut file = Vec::new();
+    let report = store.read().unwrap().backup(&mut file).unwrap();
+    assert_eq!(report.bytes, file.len() as u64);
+
+    let (_d2, restored) = open();
+    assert!(restored.is_empty().unwrap());
+    restored.restore(&mut &file[..]).unwrap();
+    assert!(!restored.is_empty().unwrap());
+    let lookup = restored.read().unwrap();
+    assert!(lookup.verify().unwrap().0.is_empty());
+    let hit = lookup.resolve(&label, &["/big.bin"]).unwrap().unwrap();
+    let (mut r, _) = lookup
+        .open_blob(&hit.route.digest, false, None)
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    r.read_to_end(&mut out).unwrap();
+    assert!(out == big);
+    assert_eq!(
+        lookup.main_account().unwrap(),
+        store.read().unwrap().main_account().unwrap()
+    );
+    drop(lookup);
+
+    // Truncated and altered backups are refused and leave the target as it was.
+    let (_d3, target) = open();
+    for bad in [
+        file[..file.len() - 10].to_vec(),
+        {
+            let mut f = file.clone();
+            let mid = f.len() / 2;
+            f[mid] ^= 1;
+            f
+        },
+        b"not a backup".to_vec(),
+    ] {
+        assert!(target.restore(&mut &bad[..]).is_err());
+        assert!(target.is_empty().unwrap());
+    }
+}
+
+#[test]
+fn verify_reports_a_damaged_chunk() {
+    let (_d, store) = open();
+    let digest = store
+        .write(|tx| Ok(tx.put_blob(&mut &bytes(1000, 3)[..], None, None)?.digest))
+        .unwrap();
+    // Damage the stored chunk behind the store's back.
+    store
+        .write(|tx| {
+            let meta = blob::blob_meta(&tx.txn().open_table(tables::BLOBS)?, &digest)?.unwrap();
+            let mut same_length = bytes(1000, 3);
+            same_length[500] ^= 0xff;
+            tx.txn()
+                .open_table(tables::CHUNKS)?
+                .insert((meta.id, 0u32), same_length.as_slice())?;
+            Ok(())
+        })
+        .unwrap();
+    let (problems, _) = store.read().unwrap().verify().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains(&digest.to_hex()) && problems[0].contains("does not match"));
 }

@@ -10,46 +10,115 @@ use std::net::SocketAddr;
 
 /// The exact top-level keys of each resource (reference §2).
 const SERVICE_KEYS: &[&str] = &[
-    "sid", "account_sid", "friendly_name", "unique_name", "include_credentials", "ui_editable",
-    "domain_base", "date_created", "date_updated", "url", "links",
+    "sid",
+    "account_sid",
+    "friendly_name",
+    "unique_name",
+    "include_credentials",
+    "ui_editable",
+    "domain_base",
+    "date_created",
+    "date_updated",
+    "url",
+    "links",
 ];
 const SERVICE_LINKS: &[&str] = &["environments", "functions", "assets", "builds"];
 const ENVIRONMENT_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "build_sid", "unique_name", "domain_suffix",
-    "domain_name", "custom_domain_name", "date_created", "date_updated", "url", "links",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "build_sid",
+    "unique_name",
+    "domain_suffix",
+    "domain_name",
+    "custom_domain_name",
+    "date_created",
+    "date_updated",
+    "url",
+    "links",
 ];
 const ENVIRONMENT_LINKS: &[&str] = &["variables", "deployments", "logs"];
 const ASSET_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "friendly_name", "date_created", "date_updated", "url",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "friendly_name",
+    "date_created",
+    "date_updated",
+    "url",
     "links",
 ];
 const VERSION_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "asset_sid", "path", "visibility", "date_created", "url",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "asset_sid",
+    "path",
+    "visibility",
+    "date_created",
+    "url",
 ];
 /// A version embedded in a build: no `url`.
 const EMBEDDED_VERSION_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "asset_sid", "date_created", "path", "visibility",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "asset_sid",
+    "date_created",
+    "path",
+    "visibility",
 ];
 const BUILD_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "status", "asset_versions", "function_versions",
-    "dependencies", "runtime", "date_created", "date_updated", "url", "links",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "status",
+    "asset_versions",
+    "function_versions",
+    "dependencies",
+    "runtime",
+    "date_created",
+    "date_updated",
+    "url",
+    "links",
 ];
 const BUILD_STATUS_KEYS: &[&str] = &["sid", "account_sid", "service_sid", "status", "url"];
 const DEPLOYMENT_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "environment_sid", "build_sid", "date_created",
-    "date_updated", "url",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "environment_sid",
+    "build_sid",
+    "date_created",
+    "date_updated",
+    "url",
 ];
 const VARIABLE_KEYS: &[&str] = &[
-    "sid", "account_sid", "service_sid", "environment_sid", "key", "value", "date_created",
-    "date_updated", "url",
+    "sid",
+    "account_sid",
+    "service_sid",
+    "environment_sid",
+    "key",
+    "value",
+    "date_created",
+    "date_updated",
+    "url",
 ];
 const META_KEYS: &[&str] = &[
-    "first_page_url", "key", "next_page_url", "page", "page_size", "previous_page_url", "url",
+    "first_page_url",
+    "key",
+    "next_page_url",
+    "page",
+    "page_size",
+    "previous_page_url",
+    "url",
 ];
 const ERROR_KEYS: &[&str] = &["code", "message", "more_info", "status"];
 
 fn assert_keys(v: &Value, want: &[&str], what: &str) {
-    let obj = v.as_object().unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {v}"));
     let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
     let mut want = want.to_vec();
     got.sort_unstable();
@@ -97,7 +166,12 @@ struct Res {
 
 impl Res {
     fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", String::from_utf8_lossy(&self.raw));
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.raw)
+        );
         self.json
     }
 
@@ -107,7 +181,10 @@ impl Res {
         assert_keys(&body, ERROR_KEYS, "error");
         assert_eq!(body["status"], json!(status), "{body}");
         assert_eq!(body["code"], json!(code), "{body}");
-        assert_eq!(body["more_info"], json!(format!("https://www.twilio.com/docs/errors/{code}")));
+        assert_eq!(
+            body["more_info"],
+            json!(format!("https://www.twilio.com/docs/errors/{code}"))
+        );
         let msg = body["message"].as_str().unwrap().to_string();
         assert!(msg.contains(needle), "message {msg:?} lacks {needle:?}");
         msg
@@ -129,10 +206,19 @@ impl Api {
         let json = if r.body.is_empty() {
             Value::Null
         } else {
-            assert_eq!(r.header("content-type"), Some("application/json"), "{target}");
-            serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{target}: {e}: {}", r.text()))
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{target}"
+            );
+            serde_json::from_slice(&r.body)
+                .unwrap_or_else(|e| panic!("{target}: {e}: {}", r.text()))
         };
-        Res { status: r.status, json, raw: r.body }
+        Res {
+            status: r.status,
+            json,
+            raw: r.body,
+        }
     }
 
     fn get(&self, target: &str) -> Res {
@@ -141,7 +227,11 @@ impl Api {
 
     fn post(&self, target: &str, pairs: &[(&str, &str)]) -> Res {
         let body = form(pairs);
-        self.call("POST", target, Some(("application/x-www-form-urlencoded", body.as_bytes())))
+        self.call(
+            "POST",
+            target,
+            Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        )
     }
 
     fn delete(&self, target: &str) -> Res {
@@ -149,7 +239,14 @@ impl Api {
     }
 
     /// Uploads an asset version through the multipart endpoint.
-    fn upload(&self, service: &str, asset: &str, path: &str, visibility: &str, content: &[u8]) -> Value {
+    fn upload(
+        &self,
+        service: &str,
+        asset: &str,
+        path: &str,
+        visibility: &str,
+        content: &[u8],
+    ) -> Value {
         let boundary = "----assetdtestboundary";
         let mut b = Vec::new();
         for (name, value) in [("Path", path), ("Visibility", visibility)] {
@@ -186,14 +283,29 @@ impl Api {
             assert_eq!(meta["key"], json!(key));
             assert_eq!(meta["page"], json!(page));
             assert_eq!(meta["page_size"], json!(2));
-            assert_eq!(meta["first_page_url"], json!(format!("{prefix}{path}?PageSize=2&Page=0")));
-            assert!(meta["url"].as_str().unwrap().starts_with(&format!("{prefix}{path}?")));
+            assert_eq!(
+                meta["first_page_url"],
+                json!(format!("{prefix}{path}?PageSize=2&Page=0"))
+            );
+            assert!(
+                meta["url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{prefix}{path}?"))
+            );
             if page == 0 {
                 assert_eq!(meta["previous_page_url"], Value::Null);
             } else {
-                assert!(meta["previous_page_url"].as_str().unwrap().starts_with(&prefix));
+                assert!(
+                    meta["previous_page_url"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&prefix)
+                );
             }
-            let items = body[key].as_array().unwrap_or_else(|| panic!("no {key} array: {body}"));
+            let items = body[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {key} array: {body}"));
             assert!(items.len() <= 2);
             out.extend(items.iter().cloned());
             match &meta["next_page_url"] {
@@ -202,7 +314,9 @@ impl Api {
                     assert_eq!(items.len(), 2, "only a full page may have a next page");
                     target = next
                         .strip_prefix(&prefix)
-                        .unwrap_or_else(|| panic!("next_page_url {next} is not an absolute URL of this server"))
+                        .unwrap_or_else(|| {
+                            panic!("next_page_url {next} is not an absolute URL of this server")
+                        })
                         .to_string();
                 }
                 other => panic!("next_page_url is {other}"),
@@ -260,7 +374,13 @@ fn store_version(
 ) -> assetd::store::Result<assetd::store::AssetVersion> {
     let put = tx.put_blob(&mut &body[..], None, None)?;
     let asset = tx.asset_named(svc, path)?;
-    tx.create_version(&asset, &AssetPath::parse(path)?, visibility, "text/plain", &put.digest)
+    tx.create_version(
+        &asset,
+        &AssetPath::parse(path)?,
+        visibility,
+        "text/plain",
+        &put.digest,
+    )
 }
 
 fn fixture() -> Fixture {
@@ -296,17 +416,39 @@ fn fixture() -> Fixture {
         .unwrap();
     drop(store);
     let srv = Server::start(data.path(), &[]);
-    let main = Api { addr: srv.addr, auth: basic(&main_sid, &token) };
-    let sub = Api { addr: srv.addr, auth: basic(&sub.sid, &sub.auth_token) };
-    Fixture { srv, _data: data, main, main_sid, sub, tenant, limits_service, limits_versions }
+    let main = Api {
+        addr: srv.addr,
+        auth: basic(&main_sid, &token),
+    };
+    let sub = Api {
+        addr: srv.addr,
+        auth: basic(&sub.sid, &sub.auth_token),
+    };
+    Fixture {
+        srv,
+        _data: data,
+        main,
+        main_sid,
+        sub,
+        tenant,
+        limits_service,
+        limits_versions,
+    }
 }
 
 fn sid(v: &Value) -> String {
-    v["sid"].as_str().unwrap_or_else(|| panic!("no sid in {v}")).to_string()
+    v["sid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no sid in {v}"))
+        .to_string()
 }
 
 fn create_service(api: &Api, name: &str) -> Value {
-    api.post("/v1/Services", &[("UniqueName", name), ("FriendlyName", name)]).expect(201)
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", name), ("FriendlyName", name)],
+    )
+    .expect(201)
 }
 
 #[test]
@@ -315,7 +457,14 @@ fn services_create_fetch_update_delete_with_exact_fields() {
     let api = &f.main;
     let base = format!("http://{}", api.host());
     let svc = api
-        .post("/v1/Services", &[("UniqueName", "my-app"), ("FriendlyName", "My App"), ("Unknown", "x")])
+        .post(
+            "/v1/Services",
+            &[
+                ("UniqueName", "my-app"),
+                ("FriendlyName", "My App"),
+                ("Unknown", "x"),
+            ],
+        )
         .expect(201);
     assert_keys(&svc, SERVICE_KEYS, "service");
     assert_keys(&svc["links"], SERVICE_LINKS, "service links");
@@ -325,15 +474,27 @@ fn services_create_fetch_update_delete_with_exact_fields() {
     assert_eq!(svc["account_sid"], json!(f.main_sid));
     assert_eq!(svc["unique_name"], json!("my-app"));
     assert_eq!(svc["friendly_name"], json!("My App"));
-    assert_eq!(svc["include_credentials"], json!(true), "default IncludeCredentials");
+    assert_eq!(
+        svc["include_credentials"],
+        json!(true),
+        "default IncludeCredentials"
+    );
     assert_eq!(svc["ui_editable"], json!(false), "default UiEditable");
     assert!(svc["domain_base"].as_str().unwrap().starts_with("my-app-"));
     assert_eq!(svc["url"], json!(url));
-    for (k, sub) in [("environments", "Environments"), ("assets", "Assets"), ("builds", "Builds"), ("functions", "Functions")] {
+    for (k, sub) in [
+        ("environments", "Environments"),
+        ("assets", "Assets"),
+        ("builds", "Builds"),
+        ("functions", "Functions"),
+    ] {
         assert_eq!(svc["links"][k], json!(format!("{url}/{sub}")));
     }
     let date = svc["date_created"].as_str().unwrap();
-    assert!(date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T', "{date}");
+    assert!(
+        date.len() == 20 && date.ends_with('Z') && date.as_bytes()[10] == b'T',
+        "{date}"
+    );
 
     // Fetch by SID and by unique name (any case), also with the `.json` suffix.
     assert_eq!(api.get(&format!("/v1/Services/{s}")).expect(200), svc);
@@ -345,7 +506,12 @@ fn services_create_fetch_update_delete_with_exact_fields() {
     let upd = api
         .post(
             "/v1/Services/my-app",
-            &[("FriendlyName", "Renamed"), ("IncludeCredentials", "false"), ("UiEditable", "true"), ("UniqueName", "ignored")],
+            &[
+                ("FriendlyName", "Renamed"),
+                ("IncludeCredentials", "false"),
+                ("UiEditable", "true"),
+                ("UniqueName", "ignored"),
+            ],
         )
         .expect(200);
     assert_keys(&upd, SERVICE_KEYS, "updated service");
@@ -363,23 +529,65 @@ fn services_create_fetch_update_delete_with_exact_fields() {
     let flags = api
         .post(
             "/v1/Services",
-            &[("UniqueName", "flags"), ("FriendlyName", "f"), ("IncludeCredentials", "false"), ("UiEditable", "true")],
+            &[
+                ("UniqueName", "flags"),
+                ("FriendlyName", "f"),
+                ("IncludeCredentials", "false"),
+                ("UiEditable", "true"),
+            ],
         )
         .expect(201);
-    assert_eq!((flags["include_credentials"].clone(), flags["ui_editable"].clone()), (json!(false), json!(true)));
+    assert_eq!(
+        (
+            flags["include_credentials"].clone(),
+            flags["ui_editable"].clone()
+        ),
+        (json!(false), json!(true))
+    );
 
     // Errors: missing, invalid and duplicate parameters; nothing is created by them.
-    api.post("/v1/Services", &[("FriendlyName", "x")]).error(400, 20001, "UniqueName");
-    api.post("/v1/Services", &[("UniqueName", "x")]).error(400, 20001, "FriendlyName");
-    api.post("/v1/Services", &[("UniqueName", "bad_name"), ("FriendlyName", "x")]).error(400, 20001, "bad_name");
-    api.post("/v1/Services", &[("UniqueName", &"a".repeat(51)), ("FriendlyName", "x")]).error(400, 20001, "50");
-    api.post("/v1/Services", &[("UniqueName", "long"), ("FriendlyName", &"f".repeat(256))]).error(400, 20001, "255");
-    api.post("/v1/Services", &[("UniqueName", "b"), ("FriendlyName", "x"), ("IncludeCredentials", "yes")])
-        .error(400, 20001, "IncludeCredentials");
-    api.post("/v1/Services", &[("UniqueName", "My-App"), ("FriendlyName", "x")]).error(409, 20409, "already exists");
-    api.post(&format!("/v1/Services/{s}"), &[("FriendlyName", "")]).error(400, 20001, "FriendlyName");
-    api.post(&format!("/v1/Services/{s}"), &[("UiEditable", "1")]).error(400, 20001, "UiEditable");
-    let names: Vec<Value> = api.list_all("/v1/Services", "services").iter().map(|s| s["unique_name"].clone()).collect();
+    api.post("/v1/Services", &[("FriendlyName", "x")])
+        .error(400, 20001, "UniqueName");
+    api.post("/v1/Services", &[("UniqueName", "x")])
+        .error(400, 20001, "FriendlyName");
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", "bad_name"), ("FriendlyName", "x")],
+    )
+    .error(400, 20001, "bad_name");
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", &"a".repeat(51)), ("FriendlyName", "x")],
+    )
+    .error(400, 20001, "50");
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", "long"), ("FriendlyName", &"f".repeat(256))],
+    )
+    .error(400, 20001, "255");
+    api.post(
+        "/v1/Services",
+        &[
+            ("UniqueName", "b"),
+            ("FriendlyName", "x"),
+            ("IncludeCredentials", "yes"),
+        ],
+    )
+    .error(400, 20001, "IncludeCredentials");
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", "My-App"), ("FriendlyName", "x")],
+    )
+    .error(409, 20409, "already exists");
+    api.post(&format!("/v1/Services/{s}"), &[("FriendlyName", "")])
+        .error(400, 20001, "FriendlyName");
+    api.post(&format!("/v1/Services/{s}"), &[("UiEditable", "1")])
+        .error(400, 20001, "UiEditable");
+    let names: Vec<Value> = api
+        .list_all("/v1/Services", "services")
+        .iter()
+        .map(|s| s["unique_name"].clone())
+        .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     for n in ["my-app", "flags", "limits"] {
         assert!(names.contains(&json!(n)), "{n} missing from {names:?}");
@@ -388,10 +596,17 @@ fn services_create_fetch_update_delete_with_exact_fields() {
     // Delete: 204 with an empty body, then 404 everywhere, and the name is free again.
     let r = api.delete(&format!("/v1/Services/{s}"));
     assert_eq!((r.status, r.raw.len()), (204, 0));
-    api.get(&format!("/v1/Services/{s}")).error(404, 20404, &format!("The requested resource /Services/{s} was not found"));
-    api.get("/v1/Services/my-app").error(404, 20404, "/Services/my-app was not found");
-    api.delete(&format!("/v1/Services/{s}")).error(404, 20404, "not found");
-    api.post(&format!("/v1/Services/{s}"), &[("FriendlyName", "x")]).error(404, 20404, "not found");
+    api.get(&format!("/v1/Services/{s}")).error(
+        404,
+        20404,
+        &format!("The requested resource /Services/{s} was not found"),
+    );
+    api.get("/v1/Services/my-app")
+        .error(404, 20404, "/Services/my-app was not found");
+    api.delete(&format!("/v1/Services/{s}"))
+        .error(404, 20404, "not found");
+    api.post(&format!("/v1/Services/{s}"), &[("FriendlyName", "x")])
+        .error(404, 20404, "not found");
     assert_ne!(sid(&create_service(api, "my-app")), s);
 }
 
@@ -404,9 +619,20 @@ fn services_page_to_the_end_and_stop_at_50() {
     for i in 0..49 {
         created.push(sid(&create_service(api, &format!("svc-{i}"))));
     }
-    api.post("/v1/Services", &[("UniqueName", "one-too-many"), ("FriendlyName", "x")])
-        .error(400, 20001, "Services are limited to less than or equal to 50");
-    let listed: Vec<String> = api.list_all("/v1/Services", "services").iter().map(sid).collect();
+    api.post(
+        "/v1/Services",
+        &[("UniqueName", "one-too-many"), ("FriendlyName", "x")],
+    )
+    .error(
+        400,
+        20001,
+        "Services are limited to less than or equal to 50",
+    );
+    let listed: Vec<String> = api
+        .list_all("/v1/Services", "services")
+        .iter()
+        .map(sid)
+        .collect();
     assert_eq!(listed.len(), 50, "every service exactly once");
     let mut a = listed.clone();
     a.sort();
@@ -433,11 +659,16 @@ fn services_page_to_the_end_and_stop_at_50() {
     assert_eq!(default["meta"]["page_size"], json!(50));
     assert_eq!(default["services"].as_array().unwrap().len(), 50);
     for bad in ["0", "1001", "x"] {
-        api.get(&format!("/v1/Services?PageSize={bad}")).error(400, 20001, "PageSize");
+        api.get(&format!("/v1/Services?PageSize={bad}"))
+            .error(400, 20001, "PageSize");
     }
-    api.get("/v1/Services?PageToken=garbage").error(400, 20001, "PageToken");
+    api.get("/v1/Services?PageToken=garbage")
+        .error(400, 20001, "PageToken");
     // Deleting one makes room for one more.
-    assert_eq!(api.delete(&format!("/v1/Services/{}", created[10])).status, 204);
+    assert_eq!(
+        api.delete(&format!("/v1/Services/{}", created[10])).status,
+        204
+    );
     create_service(api, "one-more");
     // The subaccount has its own quota.
     create_service(&f.sub, "sub-service");
@@ -455,7 +686,14 @@ fn environments_deployments_and_variables() {
 
     // The toolkit also sends FriendlyName, which does not exist: ignored.
     let dev = api
-        .post(&envs, &[("UniqueName", "dev-environment"), ("DomainSuffix", "dev"), ("FriendlyName", "ignored")])
+        .post(
+            &envs,
+            &[
+                ("UniqueName", "dev-environment"),
+                ("DomainSuffix", "dev"),
+                ("FriendlyName", "ignored"),
+            ],
+        )
         .expect(201);
     assert_keys(&dev, ENVIRONMENT_KEYS, "environment");
     assert_keys(&dev["links"], ENVIRONMENT_LINKS, "environment links");
@@ -468,37 +706,76 @@ fn environments_deployments_and_variables() {
     assert_eq!(dev["build_sid"], Value::Null);
     assert_eq!(dev["unique_name"], json!("dev-environment"));
     assert_eq!(dev["domain_suffix"], json!("dev"));
-    assert_eq!(dev["domain_name"], json!(format!("{domain_base}-dev.localhost")));
+    assert_eq!(
+        dev["domain_name"],
+        json!(format!("{domain_base}-dev.localhost"))
+    );
     assert_eq!(dev["custom_domain_name"], Value::Null);
-    for (k, sub) in [("variables", "Variables"), ("deployments", "Deployments"), ("logs", "Logs")] {
+    for (k, sub) in [
+        ("variables", "Variables"),
+        ("deployments", "Deployments"),
+        ("logs", "Logs"),
+    ] {
         assert_eq!(dev["links"][k], json!(format!("{env_url}/{sub}")));
     }
     // Production: no suffix (omitted or empty) → null suffix, bare domain.
-    let prod = api.post(&envs, &[("UniqueName", "production"), ("DomainSuffix", "")]).expect(201);
+    let prod = api
+        .post(&envs, &[("UniqueName", "production"), ("DomainSuffix", "")])
+        .expect(201);
     assert_eq!(prod["domain_suffix"], Value::Null);
-    assert_eq!(prod["domain_name"], json!(format!("{domain_base}.localhost")));
+    assert_eq!(
+        prod["domain_name"],
+        json!(format!("{domain_base}.localhost"))
+    );
     assert_eq!(api.get(&format!("{envs}/{e}")).expect(200), dev);
 
     let dup = "Environment with this UniqueName or DomainSuffix already exists.";
-    api.post(&envs, &[("UniqueName", "dev-environment"), ("DomainSuffix", "other")]).error(409, 20409, dup);
-    api.post(&envs, &[("UniqueName", "another"), ("DomainSuffix", "DEV")]).error(409, 20409, dup);
-    api.post(&envs, &[("UniqueName", "another")]).error(409, 20409, dup);
-    api.post(&envs, &[("DomainSuffix", "x")]).error(400, 20001, "UniqueName");
-    api.post(&envs, &[("UniqueName", &"u".repeat(101)), ("DomainSuffix", "u")]).error(400, 20001, "100");
-    api.post(&envs, &[("UniqueName", "long"), ("DomainSuffix", &"s".repeat(17))]).error(400, 20001, "16");
-    api.post(&envs, &[("UniqueName", "bad"), ("DomainSuffix", "a_b")]).error(400, 20001, "a_b");
-    let listed: Vec<String> = api.list_all(&envs, "environments").iter().map(sid).collect();
+    api.post(
+        &envs,
+        &[("UniqueName", "dev-environment"), ("DomainSuffix", "other")],
+    )
+    .error(409, 20409, dup);
+    api.post(&envs, &[("UniqueName", "another"), ("DomainSuffix", "DEV")])
+        .error(409, 20409, dup);
+    api.post(&envs, &[("UniqueName", "another")])
+        .error(409, 20409, dup);
+    api.post(&envs, &[("DomainSuffix", "x")])
+        .error(400, 20001, "UniqueName");
+    api.post(
+        &envs,
+        &[("UniqueName", &"u".repeat(101)), ("DomainSuffix", "u")],
+    )
+    .error(400, 20001, "100");
+    api.post(
+        &envs,
+        &[("UniqueName", "long"), ("DomainSuffix", &"s".repeat(17))],
+    )
+    .error(400, 20001, "16");
+    api.post(&envs, &[("UniqueName", "bad"), ("DomainSuffix", "a_b")])
+        .error(400, 20001, "a_b");
+    let listed: Vec<String> = api
+        .list_all(&envs, "environments")
+        .iter()
+        .map(sid)
+        .collect();
     assert_eq!(listed.len(), 2);
 
     // Deploy: an asset with an uploaded version, a build, a deployment.
-    let asset = sid(&api.post(&format!("/v1/Services/{s}/Assets"), &[("FriendlyName", "/hello.txt")]).expect(201));
+    let asset = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Assets"),
+            &[("FriendlyName", "/hello.txt")],
+        )
+        .expect(201));
     let v1 = sid(&api.upload(&s, &asset, "/hello.txt", "public", b"hello v1"));
     let v2 = sid(&api.upload(&s, &asset, "/hello.txt", "public", b"hello v2"));
     let builds = format!("/v1/Services/{s}/Builds");
     let b1 = sid(&api.post(&builds, &[("AssetVersions", &v1)]).expect(201));
     let b2 = sid(&api.post(&builds, &[("AssetVersions", &v2)]).expect(201));
     let deps = format!("{envs}/{e}/Deployments");
-    let d1 = api.post(&deps, &[("BuildSid", &b1), ("IsPlugin", "false")]).expect(201);
+    let d1 = api
+        .post(&deps, &[("BuildSid", &b1), ("IsPlugin", "false")])
+        .expect(201);
     assert_keys(&d1, DEPLOYMENT_KEYS, "deployment");
     assert!(sid(&d1).starts_with("ZD"));
     assert_eq!(d1["build_sid"], json!(b1));
@@ -508,13 +785,23 @@ fn environments_deployments_and_variables() {
     assert_eq!(d1["url"], json!(format!("{base}{deps}/{}", sid(&d1))));
     let host = format!("{domain_base}-dev.localhost");
     assert_eq!(f.srv.get(&host, "/hello.txt").text(), "hello v1");
-    assert_eq!(api.get(&format!("{envs}/{e}")).expect(200)["build_sid"], json!(b1));
-    api.post(&deps, &[("BuildSid", &b1)]).error(409, 20409, "Environment already has requested deployment");
+    assert_eq!(
+        api.get(&format!("{envs}/{e}")).expect(200)["build_sid"],
+        json!(b1)
+    );
+    api.post(&deps, &[("BuildSid", &b1)]).error(
+        409,
+        20409,
+        "Environment already has requested deployment",
+    );
     api.post(&deps, &[]).error(400, 20001, "BuildSid");
-    api.post(&deps, &[("BuildSid", "nope")]).error(400, 20001, "BuildSid");
-    api.post(&deps, &[("BuildSid", &format!("ZB{}", "0".repeat(32)))]).error(404, 20404, "does not exist");
+    api.post(&deps, &[("BuildSid", "nope")])
+        .error(400, 20001, "BuildSid");
+    api.post(&deps, &[("BuildSid", &format!("ZB{}", "0".repeat(32)))])
+        .error(404, 20404, "does not exist");
     // A build of another account's service is not deployable here.
-    api.post(&deps, &[("BuildSid", &f.tenant.build)]).error(404, 20404, "does not exist");
+    api.post(&deps, &[("BuildSid", &f.tenant.build)])
+        .error(404, 20404, "does not exist");
     let d2 = api.post(&deps, &[("BuildSid", &b2)]).expect(201);
     assert_eq!(f.srv.get(&host, "/hello.txt").text(), "hello v2");
     // Rolling back to the older build is a new deployment.
@@ -523,13 +810,23 @@ fn environments_deployments_and_variables() {
     let history: Vec<String> = api.list_all(&deps, "deployments").iter().map(sid).collect();
     assert_eq!(history, vec![sid(&d3), sid(&d2), sid(&d1)], "newest first");
     assert_eq!(api.get(&format!("{deps}/{}", sid(&d2))).expect(200), d2);
-    api.get(&format!("{deps}/ZD{}", "0".repeat(32))).error(404, 20404, "Deployments/ZD");
+    api.get(&format!("{deps}/ZD{}", "0".repeat(32)))
+        .error(404, 20404, "Deployments/ZD");
     // A deployment is only found under its own environment.
-    api.get(&format!("{envs}/{}/Deployments/{}", sid(&prod), sid(&d2))).error(404, 20404, "not found");
+    api.get(&format!("{envs}/{}/Deployments/{}", sid(&prod), sid(&d2)))
+        .error(404, 20404, "not found");
 
     // Variables.
     let vars = format!("{envs}/{e}/Variables");
-    let var = api.post(&vars, &[("Key", "API_URL"), ("Value", "https://example.com/?a=1&b=2")]).expect(201);
+    let var = api
+        .post(
+            &vars,
+            &[
+                ("Key", "API_URL"),
+                ("Value", "https://example.com/?a=1&b=2"),
+            ],
+        )
+        .expect(201);
     assert_keys(&var, VARIABLE_KEYS, "variable");
     let v = sid(&var);
     assert!(v.starts_with("ZV"));
@@ -540,29 +837,70 @@ fn environments_deployments_and_variables() {
     assert_eq!(var["account_sid"], json!(f.main_sid));
     assert_eq!(var["url"], json!(format!("{base}{vars}/{v}")));
     assert_eq!(api.get(&format!("{vars}/{v}")).expect(200), var);
-    api.post(&vars, &[("Key", "API_URL"), ("Value", "x")]).error(409, 20409, "API_URL");
+    api.post(&vars, &[("Key", "API_URL"), ("Value", "x")])
+        .error(409, 20409, "API_URL");
     api.post(&vars, &[("Value", "x")]).error(400, 20001, "Key");
-    api.post(&vars, &[("Key", "NO_VALUE")]).error(400, 20001, "Value");
-    api.post(&vars, &[("Key", &"k".repeat(129)), ("Value", "x")]).error(400, 20001, "128");
-    api.post(&vars, &[("Key", "BIG"), ("Value", &"é".repeat(226))]).error(400, 20001, "450 bytes");
-    let edge = api.post(&vars, &[("Key", &"k".repeat(128)), ("Value", &"v".repeat(450))]).expect(201);
-    let empty = api.post(&vars, &[("Key", "EMPTY"), ("Value", "")]).expect(201);
+    api.post(&vars, &[("Key", "NO_VALUE")])
+        .error(400, 20001, "Value");
+    api.post(&vars, &[("Key", &"k".repeat(129)), ("Value", "x")])
+        .error(400, 20001, "128");
+    api.post(&vars, &[("Key", "BIG"), ("Value", &"é".repeat(226))])
+        .error(400, 20001, "450 bytes");
+    let edge = api
+        .post(
+            &vars,
+            &[("Key", &"k".repeat(128)), ("Value", &"v".repeat(450))],
+        )
+        .expect(201);
+    let empty = api
+        .post(&vars, &[("Key", "EMPTY"), ("Value", "")])
+        .expect(201);
     assert_eq!(empty["value"], json!(""));
-    let upd = api.post(&format!("{vars}/{v}"), &[("Value", "changed")]).expect(200);
-    assert_eq!((upd["key"].clone(), upd["value"].clone()), (json!("API_URL"), json!("changed")));
-    let upd = api.post(&format!("{vars}/{v}"), &[("Key", "RENAMED")]).expect(200);
-    assert_eq!((upd["key"].clone(), upd["value"].clone()), (json!("RENAMED"), json!("changed")));
-    api.post(&format!("{vars}/{v}"), &[("Key", "EMPTY")]).error(409, 20409, "EMPTY");
-    api.post(&format!("{vars}/{v}"), &[("Value", &"v".repeat(451))]).error(400, 20001, "450");
-    assert_eq!(api.get(&format!("{vars}/{v}")).expect(200)["value"], json!("changed"), "a refused update changes nothing");
-    let keys: Vec<Value> = api.list_all(&vars, "variables").iter().map(|v| v["key"].clone()).collect();
+    let upd = api
+        .post(&format!("{vars}/{v}"), &[("Value", "changed")])
+        .expect(200);
+    assert_eq!(
+        (upd["key"].clone(), upd["value"].clone()),
+        (json!("API_URL"), json!("changed"))
+    );
+    let upd = api
+        .post(&format!("{vars}/{v}"), &[("Key", "RENAMED")])
+        .expect(200);
+    assert_eq!(
+        (upd["key"].clone(), upd["value"].clone()),
+        (json!("RENAMED"), json!("changed"))
+    );
+    api.post(&format!("{vars}/{v}"), &[("Key", "EMPTY")])
+        .error(409, 20409, "EMPTY");
+    api.post(&format!("{vars}/{v}"), &[("Value", &"v".repeat(451))])
+        .error(400, 20001, "450");
+    assert_eq!(
+        api.get(&format!("{vars}/{v}")).expect(200)["value"],
+        json!("changed"),
+        "a refused update changes nothing"
+    );
+    let keys: Vec<Value> = api
+        .list_all(&vars, "variables")
+        .iter()
+        .map(|v| v["key"].clone())
+        .collect();
     assert_eq!(keys.len(), 3);
-    assert!(keys.contains(&json!("RENAMED")) && keys.contains(&json!("EMPTY")) && keys.contains(&edge["key"]));
+    assert!(
+        keys.contains(&json!("RENAMED"))
+            && keys.contains(&json!("EMPTY"))
+            && keys.contains(&edge["key"])
+    );
     assert_eq!(api.delete(&format!("{vars}/{v}")).status, 204);
-    api.get(&format!("{vars}/{v}")).error(404, 20404, &format!("Variables/{v} was not found"));
-    api.delete(&format!("{vars}/{v}")).error(404, 20404, "not found");
+    api.get(&format!("{vars}/{v}"))
+        .error(404, 20404, &format!("Variables/{v} was not found"));
+    api.delete(&format!("{vars}/{v}"))
+        .error(404, 20404, "not found");
     // Keys are per environment.
-    api.post(&format!("{envs}/{}/Variables", sid(&prod)), &[("Key", "EMPTY"), ("Value", "p")]).expect(201);
+    api.post(
+        &format!("{envs}/{}/Variables", sid(&prod)),
+        &[("Key", "EMPTY"), ("Value", "p")],
+    )
+    .expect(201);
 
     // Environments have no update.
     let r = api.post(&format!("{envs}/{e}"), &[("UniqueName", "x")]);
@@ -571,16 +909,38 @@ fn environments_deployments_and_variables() {
     // Delete the environment: its domain stops serving; its history and variables go.
     assert_eq!(api.delete(&format!("{envs}/{e}")).status, 204);
     assert_eq!(f.srv.get(&host, "/hello.txt").status, 404);
-    api.get(&format!("{envs}/{e}")).error(404, 20404, &format!("/Services/{s}/Environments/{e} was not found"));
+    api.get(&format!("{envs}/{e}")).error(
+        404,
+        20404,
+        &format!("/Services/{s}/Environments/{e} was not found"),
+    );
     api.get(&deps).error(404, 20404, "not found");
     api.get(&vars).error(404, 20404, "not found");
-    api.post(&deps, &[("BuildSid", &b2)]).error(404, 20404, "not found");
+    api.post(&deps, &[("BuildSid", &b2)])
+        .error(404, 20404, "not found");
     // Its builds stay; the suffix is free again and the domain comes back with a deployment.
     api.get(&format!("{builds}/{b1}")).expect(200);
-    let again = api.post(&envs, &[("UniqueName", "dev-environment"), ("DomainSuffix", "dev")]).expect(201);
-    assert_eq!(api.get(&format!("{envs}/{}/Deployments", sid(&again))).expect(200)["deployments"], json!([]));
-    assert_eq!(api.get(&format!("{envs}/{}/Variables", sid(&again))).expect(200)["variables"], json!([]));
-    api.post(&format!("{envs}/{}/Deployments", sid(&again)), &[("BuildSid", &b2)]).expect(201);
+    let again = api
+        .post(
+            &envs,
+            &[("UniqueName", "dev-environment"), ("DomainSuffix", "dev")],
+        )
+        .expect(201);
+    assert_eq!(
+        api.get(&format!("{envs}/{}/Deployments", sid(&again)))
+            .expect(200)["deployments"],
+        json!([])
+    );
+    assert_eq!(
+        api.get(&format!("{envs}/{}/Variables", sid(&again)))
+            .expect(200)["variables"],
+        json!([])
+    );
+    api.post(
+        &format!("{envs}/{}/Deployments", sid(&again)),
+        &[("BuildSid", &b2)],
+    )
+    .expect(201);
     assert_eq!(f.srv.get(&host, "/hello.txt").text(), "hello v2");
 }
 
@@ -593,10 +953,17 @@ fn environments_page_to_the_end_and_stop_at_25() {
     let mut created = Vec::new();
     for i in 0..25 {
         let name = format!("e{i}");
-        created.push(sid(&api.post(&envs, &[("UniqueName", &name), ("DomainSuffix", &name)]).expect(201)));
+        created.push(sid(&api
+            .post(&envs, &[("UniqueName", &name), ("DomainSuffix", &name)])
+            .expect(201)));
     }
-    api.post(&envs, &[("UniqueName", "e25"), ("DomainSuffix", "e25")]).error(400, 20001, "25");
-    let mut listed: Vec<String> = api.list_all(&envs, "environments").iter().map(sid).collect();
+    api.post(&envs, &[("UniqueName", "e25"), ("DomainSuffix", "e25")])
+        .error(400, 20001, "25");
+    let mut listed: Vec<String> = api
+        .list_all(&envs, "environments")
+        .iter()
+        .map(sid)
+        .collect();
     assert_eq!(listed.len(), 25);
     listed.sort();
     created.sort();
@@ -610,7 +977,9 @@ fn assets_and_versions() {
     let base = format!("http://{}", api.host());
     let s = sid(&create_service(api, "assets"));
     let assets = format!("/v1/Services/{s}/Assets");
-    let logo = api.post(&assets, &[("FriendlyName", "/logo.png")]).expect(201);
+    let logo = api
+        .post(&assets, &[("FriendlyName", "/logo.png")])
+        .expect(201);
     assert_keys(&logo, ASSET_KEYS, "asset");
     assert_keys(&logo["links"], &["asset_versions"], "asset links");
     let a = sid(&logo);
@@ -619,23 +988,43 @@ fn assets_and_versions() {
     assert_eq!(logo["service_sid"], json!(s));
     assert_eq!(logo["account_sid"], json!(f.main_sid));
     assert_eq!(logo["url"], json!(format!("{base}{assets}/{a}")));
-    assert_eq!(logo["links"]["asset_versions"], json!(format!("{base}{assets}/{a}/Versions")));
+    assert_eq!(
+        logo["links"]["asset_versions"],
+        json!(format!("{base}{assets}/{a}/Versions"))
+    );
     assert_eq!(api.get(&format!("{assets}/{a}")).expect(200), logo);
 
     api.post(&assets, &[]).error(400, 20001, "FriendlyName");
-    api.post(&assets, &[("FriendlyName", &"n".repeat(256))]).error(400, 20001, "255");
-    api.post(&assets, &[("FriendlyName", "/logo.png")]).error(409, 20409, "/logo.png");
-    let other = sid(&api.post(&assets, &[("FriendlyName", "/other.txt")]).expect(201));
-    let third = sid(&api.post(&assets, &[("FriendlyName", "/third.txt")]).expect(201));
+    api.post(&assets, &[("FriendlyName", &"n".repeat(256))])
+        .error(400, 20001, "255");
+    api.post(&assets, &[("FriendlyName", "/logo.png")])
+        .error(409, 20409, "/logo.png");
+    let other = sid(&api
+        .post(&assets, &[("FriendlyName", "/other.txt")])
+        .expect(201));
+    let third = sid(&api
+        .post(&assets, &[("FriendlyName", "/third.txt")])
+        .expect(201));
 
     // Update (rename): the old name is free, the new one taken.
-    let renamed = api.post(&format!("{assets}/{a}"), &[("FriendlyName", "/brand/logo.png")]).expect(200);
+    let renamed = api
+        .post(
+            &format!("{assets}/{a}"),
+            &[("FriendlyName", "/brand/logo.png")],
+        )
+        .expect(200);
     assert_keys(&renamed, ASSET_KEYS, "renamed asset");
     assert_eq!(renamed["friendly_name"], json!("/brand/logo.png"));
     assert_eq!(renamed["date_created"], logo["date_created"]);
-    api.post(&format!("{assets}/{a}"), &[("FriendlyName", "/other.txt")]).error(409, 20409, "/other.txt");
-    api.post(&format!("{assets}/{a}"), &[]).error(400, 20001, "FriendlyName");
-    let listed: Vec<Value> = api.list_all(&assets, "assets").iter().map(|a| a["friendly_name"].clone()).collect();
+    api.post(&format!("{assets}/{a}"), &[("FriendlyName", "/other.txt")])
+        .error(409, 20409, "/other.txt");
+    api.post(&format!("{assets}/{a}"), &[])
+        .error(400, 20001, "FriendlyName");
+    let listed: Vec<Value> = api
+        .list_all(&assets, "assets")
+        .iter()
+        .map(|a| a["friendly_name"].clone())
+        .collect();
     assert_eq!(listed.len(), 3);
     assert!(listed.contains(&json!("/brand/logo.png")) && !listed.contains(&json!("/logo.png")));
 
@@ -643,11 +1032,19 @@ fn assets_and_versions() {
     let v1 = api.upload(&s, &a, "/logo.png", "public", b"png 1");
     assert_keys(&v1, VERSION_KEYS, "asset version");
     let v2 = api.upload(&s, &a, "logo2.png", "protected", b"png 2");
-    assert_eq!(v2["path"], json!("/logo2.png"), "the leading slash is added");
+    assert_eq!(
+        v2["path"],
+        json!("/logo2.png"),
+        "the leading slash is added"
+    );
     assert_eq!(v2["visibility"], json!("protected"));
     let v3 = api.upload(&s, &a, "/logo3.png", "private", b"png 3");
     let versions = format!("{assets}/{a}/Versions");
-    let mut listed: Vec<String> = api.list_all(&versions, "asset_versions").iter().map(sid).collect();
+    let mut listed: Vec<String> = api
+        .list_all(&versions, "asset_versions")
+        .iter()
+        .map(sid)
+        .collect();
     listed.sort();
     let mut want = vec![sid(&v1), sid(&v2), sid(&v3)];
     want.sort();
@@ -655,37 +1052,83 @@ fn assets_and_versions() {
     let fetched = api.get(&format!("{versions}/{}", sid(&v1))).expect(200);
     assert_keys(&fetched, VERSION_KEYS, "fetched version");
     assert_eq!(fetched, v1);
-    assert_eq!(fetched["url"], json!(format!("{base}{versions}/{}", sid(&v1))));
+    assert_eq!(
+        fetched["url"],
+        json!(format!("{base}{versions}/{}", sid(&v1)))
+    );
     assert_eq!(fetched["asset_sid"], json!(a));
     // A version is only found under its own asset.
-    api.get(&format!("{assets}/{other}/Versions/{}", sid(&v1))).error(404, 20404, "not found");
-    api.get(&format!("{versions}/ZN{}", "0".repeat(32))).error(404, 20404, "not found");
-    assert_eq!(api.get(&format!("{assets}/{other}/Versions")).expect(200)["asset_versions"], json!([]));
+    api.get(&format!("{assets}/{other}/Versions/{}", sid(&v1)))
+        .error(404, 20404, "not found");
+    api.get(&format!("{versions}/ZN{}", "0".repeat(32)))
+        .error(404, 20404, "not found");
+    assert_eq!(
+        api.get(&format!("{assets}/{other}/Versions")).expect(200)["asset_versions"],
+        json!([])
+    );
 
     // Delete: refused while a version is live; then the live-history rules apply.
-    let env = sid(&api.post(&format!("/v1/Services/{s}/Environments"), &[("UniqueName", "stage"), ("DomainSuffix", "stage")]).expect(201));
+    let env = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments"),
+            &[("UniqueName", "stage"), ("DomainSuffix", "stage")],
+        )
+        .expect(201));
     let ov = sid(&api.upload(&s, &other, "/other.txt", "public", b"other"));
     let tv = sid(&api.upload(&s, &third, "/third.txt", "public", b"third"));
     let builds = format!("/v1/Services/{s}/Builds");
-    let live = sid(&api.post(&builds, &[("AssetVersions", &sid(&v1)), ("AssetVersions", &ov)]).expect(201));
+    let live = sid(&api
+        .post(
+            &builds,
+            &[("AssetVersions", &sid(&v1)), ("AssetVersions", &ov)],
+        )
+        .expect(201));
     let old = sid(&api.post(&builds, &[("AssetVersions", &tv)]).expect(201));
-    api.post(&format!("/v1/Services/{s}/Environments/{env}/Deployments"), &[("BuildSid", &live)]).expect(201);
-    api.delete(&format!("{assets}/{a}")).error(409, 20409, "is in the active build of environment stage");
-    api.delete(&format!("{assets}/{other}")).error(409, 20409, "active build");
-    assert_eq!(api.get(&format!("{assets}/{a}")).expect(200)["sid"], json!(a), "a refused delete keeps the asset");
+    api.post(
+        &format!("/v1/Services/{s}/Environments/{env}/Deployments"),
+        &[("BuildSid", &live)],
+    )
+    .expect(201);
+    api.delete(&format!("{assets}/{a}")).error(
+        409,
+        20409,
+        "is in the active build of environment stage",
+    );
+    api.delete(&format!("{assets}/{other}"))
+        .error(409, 20409, "active build");
+    assert_eq!(
+        api.get(&format!("{assets}/{a}")).expect(200)["sid"],
+        json!(a),
+        "a refused delete keeps the asset"
+    );
     // /third.txt is only in an inactive build: the asset goes, that build keeps its version.
     assert_eq!(api.delete(&format!("{assets}/{third}")).status, 204);
-    api.get(&format!("{assets}/{third}")).error(404, 20404, &format!("/Services/{s}/Assets/{third} was not found"));
-    api.get(&format!("{assets}/{third}/Versions")).error(404, 20404, "not found");
+    api.get(&format!("{assets}/{third}")).error(
+        404,
+        20404,
+        &format!("/Services/{s}/Assets/{third} was not found"),
+    );
+    api.get(&format!("{assets}/{third}/Versions"))
+        .error(404, 20404, "not found");
     let kept = api.get(&format!("{builds}/{old}")).expect(200);
     assert_eq!(kept["asset_versions"][0]["sid"], json!(tv));
     assert_eq!(kept["asset_versions"][0]["path"], json!("/third.txt"));
     // Once that build is deleted too, its orphaned version goes with it.
     assert_eq!(api.delete(&format!("{builds}/{old}")).status, 204);
     // The name of a deleted asset can be used again.
-    api.post(&assets, &[("FriendlyName", "/third.txt")]).expect(201);
-    let host = format!("{}-stage.localhost", api.get(&format!("/v1/Services/{s}")).expect(200)["domain_base"].as_str().unwrap());
-    assert_eq!(f.srv.get(&host, "/logo.png").text(), "png 1", "the live build is untouched");
+    api.post(&assets, &[("FriendlyName", "/third.txt")])
+        .expect(201);
+    let host = format!(
+        "{}-stage.localhost",
+        api.get(&format!("/v1/Services/{s}")).expect(200)["domain_base"]
+            .as_str()
+            .unwrap()
+    );
+    assert_eq!(
+        f.srv.get(&host, "/logo.png").text(),
+        "png 1",
+        "the live build is untouched"
+    );
 }
 
 #[test]
@@ -694,8 +1137,18 @@ fn builds_create_fetch_status_delete_and_limits() {
     let api = &f.main;
     let base = format!("http://{}", api.host());
     let s = sid(&create_service(api, "builds"));
-    let a = sid(&api.post(&format!("/v1/Services/{s}/Assets"), &[("FriendlyName", "/a.txt")]).expect(201));
-    let b = sid(&api.post(&format!("/v1/Services/{s}/Assets"), &[("FriendlyName", "/b.txt")]).expect(201));
+    let a = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Assets"),
+            &[("FriendlyName", "/a.txt")],
+        )
+        .expect(201));
+    let b = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Assets"),
+            &[("FriendlyName", "/b.txt")],
+        )
+        .expect(201));
     let va = api.upload(&s, &a, "/a.txt", "public", b"a");
     let vb = api.upload(&s, &b, "/b.txt", "private", b"b");
     let builds = format!("/v1/Services/{s}/Builds");
@@ -705,7 +1158,13 @@ fn builds_create_fetch_status_delete_and_limits() {
     let build = api
         .post(
             &builds,
-            &[("AssetVersions", &sid(&va)), ("AssetVersions", &sid(&vb)), ("Dependencies", &quoted), ("Runtime", "node18"), ("Extra", "ignored")],
+            &[
+                ("AssetVersions", &sid(&va)),
+                ("AssetVersions", &sid(&vb)),
+                ("Dependencies", &quoted),
+                ("Runtime", "node18"),
+                ("Extra", "ignored"),
+            ],
         )
         .expect(201);
     assert_keys(&build, BUILD_KEYS, "build");
@@ -715,9 +1174,15 @@ fn builds_create_fetch_status_delete_and_limits() {
     assert_eq!(build["status"], json!("completed"));
     assert_eq!(build["runtime"], json!("node18"));
     assert_eq!(build["function_versions"], json!([]));
-    assert_eq!(build["dependencies"], serde_json::from_str::<Value>(deps).unwrap());
+    assert_eq!(
+        build["dependencies"],
+        serde_json::from_str::<Value>(deps).unwrap()
+    );
     assert_eq!(build["url"], json!(format!("{base}{builds}/{id}")));
-    assert_eq!(build["links"]["build_status"], json!(format!("{base}{builds}/{id}/Status")));
+    assert_eq!(
+        build["links"]["build_status"],
+        json!(format!("{base}{builds}/{id}/Status"))
+    );
     let embedded = build["asset_versions"].as_array().unwrap();
     assert_eq!(embedded.len(), 2);
     for (e, v) in embedded.iter().zip([&va, &vb]) {
@@ -734,46 +1199,132 @@ fn builds_create_fetch_status_delete_and_limits() {
     assert_eq!(status["sid"], json!(id));
 
     // Other spellings: `AssetVersions[]`, bare dependencies, none at all.
-    let bare = api.post(&builds, &[("AssetVersions[]", &sid(&va)), ("Dependencies", deps)]).expect(201);
+    let bare = api
+        .post(
+            &builds,
+            &[("AssetVersions[]", &sid(&va)), ("Dependencies", deps)],
+        )
+        .expect(201);
     assert_eq!(bare["dependencies"], build["dependencies"]);
     assert_eq!(bare["runtime"], Value::Null);
-    let plain = api.post(&builds, &[("AssetVersions", &sid(&vb)), ("FunctionVersions", "")]).expect(201);
+    let plain = api
+        .post(
+            &builds,
+            &[("AssetVersions", &sid(&vb)), ("FunctionVersions", "")],
+        )
+        .expect(201);
     assert_eq!(plain["dependencies"], json!([]));
 
     // Errors: each is 400/20001 with a message naming the problem; nothing is created.
-    api.post(&builds, &[]).error(400, 20001, "At least one Function Version or Asset Version is required for Build");
-    api.post(&builds, &[("AssetVersions", &sid(&va)), ("FunctionVersions", &format!("ZN{}", "1".repeat(32)))])
-        .error(400, 20001, "assetd hosts assets only; Function Versions are not supported");
-    api.post(&builds, &[("AssetVersions", &sid(&va)), ("Dependencies", "{not json")]).error(400, 20001, "Dependencies");
-    api.post(&builds, &[("AssetVersions", &sid(&va)), ("Dependencies", r#"{"twilio":"1"}"#)]).error(400, 20001, "Dependencies");
-    api.post(&builds, &[("AssetVersions", "ZH123")]).error(400, 20001, "ZH123");
-    api.post(&builds, &[("AssetVersions", &format!("ZN{}", "2".repeat(32)))]).error(400, 20001, "does not exist");
-    api.post(&builds, &[("AssetVersions", &f.limits_versions[0])]).error(400, 20001, "does not exist in service");
-    api.post(&builds, &[("AssetVersions", &f.tenant.version)]).error(400, 20001, "does not exist in service");
+    api.post(&builds, &[]).error(
+        400,
+        20001,
+        "At least one Function Version or Asset Version is required for Build",
+    );
+    api.post(
+        &builds,
+        &[
+            ("AssetVersions", &sid(&va)),
+            ("FunctionVersions", &format!("ZN{}", "1".repeat(32))),
+        ],
+    )
+    .error(
+        400,
+        20001,
+        "assetd hosts assets only; Function Versions are not supported",
+    );
+    api.post(
+        &builds,
+        &[("AssetVersions", &sid(&va)), ("Dependencies", "{not json")],
+    )
+    .error(400, 20001, "Dependencies");
+    api.post(
+        &builds,
+        &[
+            ("AssetVersions", &sid(&va)),
+            ("Dependencies", r#"{"twilio":"1"}"#),
+        ],
+    )
+    .error(400, 20001, "Dependencies");
+    api.post(&builds, &[("AssetVersions", "ZH123")])
+        .error(400, 20001, "ZH123");
+    api.post(
+        &builds,
+        &[("AssetVersions", &format!("ZN{}", "2".repeat(32)))],
+    )
+    .error(400, 20001, "does not exist");
+    api.post(&builds, &[("AssetVersions", &f.limits_versions[0])])
+        .error(400, 20001, "does not exist in service");
+    api.post(&builds, &[("AssetVersions", &f.tenant.version)])
+        .error(400, 20001, "does not exist in service");
     let v2 = api.upload(&s, &a, "/a.txt", "public", b"a2");
-    api.post(&builds, &[("AssetVersions", &sid(&va)), ("AssetVersions", &sid(&v2))]).error(400, 20001, "/a.txt appears twice");
+    api.post(
+        &builds,
+        &[("AssetVersions", &sid(&va)), ("AssetVersions", &sid(&v2))],
+    )
+    .error(400, 20001, "/a.txt appears twice");
     // Over a per-build limit: 51 private assets.
     let limits = format!("/v1/Services/{}/Builds", f.limits_service);
-    let pairs: Vec<(&str, &str)> = f.limits_versions.iter().map(|v| ("AssetVersions", v.as_str())).collect();
-    api.post(&limits, &pairs).error(400, 20001, "/private/p50.txt is private asset number 51; a build may hold at most 50 private assets");
-    assert_eq!(api.post(&limits, &pairs[..50]).expect(201)["asset_versions"].as_array().unwrap().len(), 50);
+    let pairs: Vec<(&str, &str)> = f
+        .limits_versions
+        .iter()
+        .map(|v| ("AssetVersions", v.as_str()))
+        .collect();
+    api.post(&limits, &pairs).error(
+        400,
+        20001,
+        "/private/p50.txt is private asset number 51; a build may hold at most 50 private assets",
+    );
+    assert_eq!(
+        api.post(&limits, &pairs[..50]).expect(201)["asset_versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
     let listed: Vec<String> = api.list_all(&builds, "builds").iter().map(sid).collect();
     assert_eq!(listed.len(), 3, "refused builds are not stored: {listed:?}");
     let full = api.list_all(&builds, "builds");
-    assert!(full.iter().any(|b| b == &build), "listed builds embed their versions too");
+    assert!(
+        full.iter().any(|b| b == &build),
+        "listed builds embed their versions too"
+    );
 
     // Delete: refused while active, allowed otherwise.
-    let env = sid(&api.post(&format!("/v1/Services/{s}/Environments"), &[("UniqueName", "dev"), ("DomainSuffix", "dev")]).expect(201));
-    api.post(&format!("/v1/Services/{s}/Environments/{env}/Deployments"), &[("BuildSid", &id)]).expect(201);
-    api.delete(&format!("{builds}/{id}")).error(409, 20409, "active build of environment dev");
-    assert_eq!(api.get(&format!("{builds}/{id}")).expect(200)["status"], json!("completed"));
+    let env = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments"),
+            &[("UniqueName", "dev"), ("DomainSuffix", "dev")],
+        )
+        .expect(201));
+    api.post(
+        &format!("/v1/Services/{s}/Environments/{env}/Deployments"),
+        &[("BuildSid", &id)],
+    )
+    .expect(201);
+    api.delete(&format!("{builds}/{id}"))
+        .error(409, 20409, "active build of environment dev");
+    assert_eq!(
+        api.get(&format!("{builds}/{id}")).expect(200)["status"],
+        json!("completed")
+    );
     let r = api.delete(&format!("{builds}/{}", sid(&bare)));
     assert_eq!((r.status, r.raw.len()), (204, 0));
-    api.get(&format!("{builds}/{}", sid(&bare))).error(404, 20404, &format!("/Services/{s}/Builds/{} was not found", sid(&bare)));
-    api.get(&format!("{builds}/{}/Status", sid(&bare))).error(404, 20404, "not found");
-    api.delete(&format!("{builds}/{}", sid(&bare))).error(404, 20404, "not found");
+    api.get(&format!("{builds}/{}", sid(&bare))).error(
+        404,
+        20404,
+        &format!("/Services/{s}/Builds/{} was not found", sid(&bare)),
+    );
+    api.get(&format!("{builds}/{}/Status", sid(&bare)))
+        .error(404, 20404, "not found");
+    api.delete(&format!("{builds}/{}", sid(&bare)))
+        .error(404, 20404, "not found");
     // Versions in a deleted build stay with their (existing) asset.
-    api.get(&format!("/v1/Services/{s}/Assets/{a}/Versions/{}", sid(&va))).expect(200);
+    api.get(&format!(
+        "/v1/Services/{s}/Assets/{a}/Versions/{}",
+        sid(&va)
+    ))
+    .expect(200);
     // Builds have no update.
     assert_eq!(api.post(&format!("{builds}/{id}"), &[]).status, 405);
 }
@@ -784,18 +1335,47 @@ fn deleting_a_service_removes_everything_under_it() {
     let api = &f.main;
     let svc = create_service(api, "doomed");
     let s = sid(&svc);
-    let e = sid(&api.post(&format!("/v1/Services/{s}/Environments"), &[("UniqueName", "dev"), ("DomainSuffix", "dev")]).expect(201));
-    let a = sid(&api.post(&format!("/v1/Services/{s}/Assets"), &[("FriendlyName", "/x.txt")]).expect(201));
+    let e = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments"),
+            &[("UniqueName", "dev"), ("DomainSuffix", "dev")],
+        )
+        .expect(201));
+    let a = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Assets"),
+            &[("FriendlyName", "/x.txt")],
+        )
+        .expect(201));
     let v = sid(&api.upload(&s, &a, "/x.txt", "public", b"doomed bytes"));
-    let b = sid(&api.post(&format!("/v1/Services/{s}/Builds"), &[("AssetVersions", &v)]).expect(201));
-    let d = sid(&api.post(&format!("/v1/Services/{s}/Environments/{e}/Deployments"), &[("BuildSid", &b)]).expect(201));
-    let var = sid(&api.post(&format!("/v1/Services/{s}/Environments/{e}/Variables"), &[("Key", "K"), ("Value", "V")]).expect(201));
+    let b = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Builds"),
+            &[("AssetVersions", &v)],
+        )
+        .expect(201));
+    let d = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments/{e}/Deployments"),
+            &[("BuildSid", &b)],
+        )
+        .expect(201));
+    let var = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments/{e}/Variables"),
+            &[("Key", "K"), ("Value", "V")],
+        )
+        .expect(201));
     let host = format!("{}-dev.localhost", svc["domain_base"].as_str().unwrap());
     assert_eq!(f.srv.get(&host, "/x.txt").text(), "doomed bytes");
 
     let r = api.delete(&format!("/v1/Services/{s}"));
     assert_eq!((r.status, r.raw.len()), (204, 0));
-    assert_eq!(f.srv.get(&host, "/x.txt").status, 404, "the domain stops serving at once");
+    assert_eq!(
+        f.srv.get(&host, "/x.txt").status,
+        404,
+        "the domain stops serving at once"
+    );
     for path in [
         format!("/v1/Services/{s}"),
         format!("/v1/Services/{s}/Environments"),
@@ -808,15 +1388,31 @@ fn deleting_a_service_removes_everything_under_it() {
         format!("/v1/Services/{s}/Builds/{b}/Status"),
     ] {
         let resource = path.strip_prefix("/v1").unwrap();
-        api.get(&path).error(404, 20404, &format!("The requested resource {resource} was not found"));
+        api.get(&path).error(
+            404,
+            20404,
+            &format!("The requested resource {resource} was not found"),
+        );
     }
     // Same name, new service, nothing inherited.
     let again = sid(&create_service(api, "doomed"));
     assert_ne!(again, s);
-    assert_eq!(api.get(&format!("/v1/Services/{again}/Assets")).expect(200)["assets"], json!([]));
+    assert_eq!(
+        api.get(&format!("/v1/Services/{again}/Assets")).expect(200)["assets"],
+        json!([])
+    );
     // Other services are untouched.
-    assert_eq!(api.get(&format!("/v1/Services/{}", f.limits_service)).status, 200);
-    assert_eq!(f.sub.get(&format!("/v1/Services/{}", f.tenant.service)).status, 200);
+    assert_eq!(
+        api.get(&format!("/v1/Services/{}", f.limits_service))
+            .status,
+        200
+    );
+    assert_eq!(
+        f.sub
+            .get(&format!("/v1/Services/{}", f.tenant.service))
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -844,35 +1440,101 @@ fn another_accounts_resources_are_404_never_403() {
     ];
     for url in &urls {
         let resource = url.strip_prefix("/v1").unwrap();
-        f.main.get(url).error(404, 20404, &format!("The requested resource {resource} was not found"));
+        f.main.get(url).error(
+            404,
+            20404,
+            &format!("The requested resource {resource} was not found"),
+        );
     }
     // Writes are refused the same way and change nothing.
-    f.main.post(&svc, &[("FriendlyName", "hijacked")]).error(404, 20404, "not found");
+    f.main
+        .post(&svc, &[("FriendlyName", "hijacked")])
+        .error(404, 20404, "not found");
     f.main.delete(&svc).error(404, 20404, "not found");
-    f.main.post(&format!("{svc}/Environments"), &[("UniqueName", "x")]).error(404, 20404, "not found");
+    f.main
+        .post(&format!("{svc}/Environments"), &[("UniqueName", "x")])
+        .error(404, 20404, "not found");
     f.main.delete(&env).error(404, 20404, "not found");
-    f.main.post(&format!("{env}/Deployments"), &[("BuildSid", &t.build)]).error(404, 20404, "not found");
-    f.main.post(&format!("{env}/Variables"), &[("Key", "K"), ("Value", "V")]).error(404, 20404, "not found");
-    f.main.post(&format!("{env}/Variables/{}", t.variable), &[("Value", "stolen")]).error(404, 20404, "not found");
-    f.main.delete(&format!("{env}/Variables/{}", t.variable)).error(404, 20404, "not found");
-    f.main.post(&format!("{svc}/Assets"), &[("FriendlyName", "/x")]).error(404, 20404, "not found");
-    f.main.post(&format!("{svc}/Assets/{}", t.asset), &[("FriendlyName", "/x")]).error(404, 20404, "not found");
-    f.main.delete(&format!("{svc}/Assets/{}", t.asset)).error(404, 20404, "not found");
-    f.main.post(&format!("{svc}/Builds"), &[("AssetVersions", &t.version)]).error(404, 20404, "not found");
-    f.main.delete(&format!("{svc}/Builds/{}", t.build)).error(404, 20404, "not found");
+    f.main
+        .post(&format!("{env}/Deployments"), &[("BuildSid", &t.build)])
+        .error(404, 20404, "not found");
+    f.main
+        .post(&format!("{env}/Variables"), &[("Key", "K"), ("Value", "V")])
+        .error(404, 20404, "not found");
+    f.main
+        .post(
+            &format!("{env}/Variables/{}", t.variable),
+            &[("Value", "stolen")],
+        )
+        .error(404, 20404, "not found");
+    f.main
+        .delete(&format!("{env}/Variables/{}", t.variable))
+        .error(404, 20404, "not found");
+    f.main
+        .post(&format!("{svc}/Assets"), &[("FriendlyName", "/x")])
+        .error(404, 20404, "not found");
+    f.main
+        .post(
+            &format!("{svc}/Assets/{}", t.asset),
+            &[("FriendlyName", "/x")],
+        )
+        .error(404, 20404, "not found");
+    f.main
+        .delete(&format!("{svc}/Assets/{}", t.asset))
+        .error(404, 20404, "not found");
+    f.main
+        .post(&format!("{svc}/Builds"), &[("AssetVersions", &t.version)])
+        .error(404, 20404, "not found");
+    f.main
+        .delete(&format!("{svc}/Builds/{}", t.build))
+        .error(404, 20404, "not found");
     // The main account's lists do not show the tenant's service, and the name is free for it.
-    let mine: Vec<Value> = f.main.list_all("/v1/Services", "services").iter().map(|s| s["unique_name"].clone()).collect();
+    let mine: Vec<Value> = f
+        .main
+        .list_all("/v1/Services", "services")
+        .iter()
+        .map(|s| s["unique_name"].clone())
+        .collect();
     assert_eq!(mine, vec![json!("limits")]);
     create_service(&f.main, "tenant");
     // The tenant sees its own resources intact, and not the main account's.
     let own = f.sub.get(&svc).expect(200);
     assert_eq!(own["friendly_name"], json!("Tenant"));
-    assert_eq!(f.sub.get("/v1/Services/tenant").expect(200)["sid"], json!(t.service));
-    assert_eq!(f.sub.get(&format!("{env}/Variables/{}", t.variable)).expect(200)["value"], json!("secret"));
-    assert_eq!(f.sub.get(&format!("{svc}/Assets/{}/Versions", t.asset)).expect(200)["asset_versions"].as_array().unwrap().len(), 1);
-    assert_eq!(f.sub.get(&format!("{env}/Deployments")).expect(200)["deployments"].as_array().unwrap().len(), 1);
-    f.sub.get(&format!("/v1/Services/{}", f.limits_service)).error(404, 20404, "not found");
-    let theirs: Vec<String> = f.sub.list_all("/v1/Services", "services").iter().map(sid).collect();
+    assert_eq!(
+        f.sub.get("/v1/Services/tenant").expect(200)["sid"],
+        json!(t.service)
+    );
+    assert_eq!(
+        f.sub
+            .get(&format!("{env}/Variables/{}", t.variable))
+            .expect(200)["value"],
+        json!("secret")
+    );
+    assert_eq!(
+        f.sub
+            .get(&format!("{svc}/Assets/{}/Versions", t.asset))
+            .expect(200)["asset_versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        f.sub.get(&format!("{env}/Deployments")).expect(200)["deployments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    f.sub
+        .get(&format!("/v1/Services/{}", f.limits_service))
+        .error(404, 20404, "not found");
+    let theirs: Vec<String> = f
+        .sub
+        .list_all("/v1/Services", "services")
+        .iter()
+        .map(sid)
+        .collect();
     assert_eq!(theirs, vec![t.service.clone()]);
 }
 
@@ -882,8 +1544,18 @@ fn unknown_sids_bad_sids_and_missing_auth() {
     let api = &f.main;
     let zero = |p: &str| format!("{p}{}", "0".repeat(32));
     let s = sid(&create_service(api, "known"));
-    let e = sid(&api.post(&format!("/v1/Services/{s}/Environments"), &[("UniqueName", "dev")]).expect(201));
-    let a = sid(&api.post(&format!("/v1/Services/{s}/Assets"), &[("FriendlyName", "/a")]).expect(201));
+    let e = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments"),
+            &[("UniqueName", "dev")],
+        )
+        .expect(201));
+    let a = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Assets"),
+            &[("FriendlyName", "/a")],
+        )
+        .expect(201));
     for path in [
         format!("/v1/Services/{}", zero("ZS")),
         "/v1/Services/no-such-service".to_string(),
@@ -891,7 +1563,10 @@ fn unknown_sids_bad_sids_and_missing_auth() {
         format!("/v1/Services/{s}/Environments/{}", zero("ZE")),
         format!("/v1/Services/{s}/Environments/not-a-sid"),
         format!("/v1/Services/{s}/Environments/{}", zero("ZH")),
-        format!("/v1/Services/{s}/Environments/{e}/Deployments/{}", zero("ZD")),
+        format!(
+            "/v1/Services/{s}/Environments/{e}/Deployments/{}",
+            zero("ZD")
+        ),
         format!("/v1/Services/{s}/Environments/{e}/Variables/{}", zero("ZV")),
         format!("/v1/Services/{s}/Assets/{}", zero("ZH")),
         format!("/v1/Services/{s}/Assets/{a}/Versions/{}", zero("ZN")),
@@ -899,25 +1574,52 @@ fn unknown_sids_bad_sids_and_missing_auth() {
         format!("/v1/Services/{s}/Builds/{}/Status", zero("ZB")),
     ] {
         let resource = path.strip_prefix("/v1").unwrap();
-        api.get(&path).error(404, 20404, &format!("The requested resource {resource} was not found"));
+        api.get(&path).error(
+            404,
+            20404,
+            &format!("The requested resource {resource} was not found"),
+        );
     }
     // Upper-case hex in a SID is the same SID.
     let upper = format!("ZS{}", s[2..].to_ascii_uppercase());
-    assert_eq!(api.get(&format!("/v1/Services/{upper}")).expect(200)["sid"], json!(s));
+    assert_eq!(
+        api.get(&format!("/v1/Services/{upper}")).expect(200)["sid"],
+        json!(s)
+    );
 
     // Without credentials, or with wrong ones: 401 before anything is looked up.
-    let anon = Api { addr: f.srv.addr, auth: String::new() };
+    let anon = Api {
+        addr: f.srv.addr,
+        auth: String::new(),
+    };
     let r = request(f.srv.addr, "GET", &anon.host(), "/v1/Services", &[], b"");
     assert_eq!(r.status, 401);
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_keys(&body, ERROR_KEYS, "401 error");
     assert_eq!(body["code"], json!(20003));
-    let wrong = Api { addr: f.srv.addr, auth: basic(&f.main_sid, "not-the-token") };
-    wrong.get(&format!("/v1/Services/{s}")).error(401, 20003, "Authentication");
-    wrong.post("/v1/Services", &[("UniqueName", "sneaky"), ("FriendlyName", "x")]).error(401, 20003, "Authentication");
-    wrong.delete(&format!("/v1/Services/{s}")).error(401, 20003, "Authentication");
-    assert_eq!(api.get(&format!("/v1/Services/{s}")).status, 200, "nothing was changed by them");
-    api.get("/v1/Services/sneaky").error(404, 20404, "not found");
+    let wrong = Api {
+        addr: f.srv.addr,
+        auth: basic(&f.main_sid, "not-the-token"),
+    };
+    wrong
+        .get(&format!("/v1/Services/{s}"))
+        .error(401, 20003, "Authentication");
+    wrong
+        .post(
+            "/v1/Services",
+            &[("UniqueName", "sneaky"), ("FriendlyName", "x")],
+        )
+        .error(401, 20003, "Authentication");
+    wrong
+        .delete(&format!("/v1/Services/{s}"))
+        .error(401, 20003, "Authentication");
+    assert_eq!(
+        api.get(&format!("/v1/Services/{s}")).status,
+        200,
+        "nothing was changed by them"
+    );
+    api.get("/v1/Services/sneaky")
+        .error(404, 20404, "not found");
 }
 
 /// Runs `tests/python/run.sh`: the official `twilio` helper library (in a venv under
@@ -935,7 +1637,13 @@ fn official_twilio_python_library_drives_the_api() {
     let (service, version) = store
         .write(|tx| {
             let svc = tx.create_service(&account, "py-prepared", "Prepared for Python")?;
-            let v = store_version(tx, &svc, "/from-python.txt", Visibility::Public, b"deployed by twilio-python")?;
+            let v = store_version(
+                tx,
+                &svc,
+                "/from-python.txt",
+                Visibility::Public,
+                b"deployed by twilio-python",
+            )?;
             Ok((svc.sid, v.sid))
         })
         .unwrap();
@@ -964,5 +1672,8 @@ fn official_twilio_python_library_drives_the_api() {
         .find_map(|l| l.strip_prefix("DEPLOYED_DOMAIN="))
         .unwrap_or_else(|| panic!("no DEPLOYED_DOMAIN in:\n{stdout}"));
     let r = srv.get(domain, "/from-python.txt");
-    assert_eq!((r.status, r.text().as_str()), (200, "deployed by twilio-python"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "deployed by twilio-python")
+    );
 }

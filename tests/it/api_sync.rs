@@ -94,7 +94,13 @@ impl Wire {
         read_response(&mut BufReader::new(&raw[..]), method == "HEAD")
     }
 
-    fn json(&mut self, method: &str, target: &str, ctype: Option<&str>, body: &[u8]) -> (u16, Value) {
+    fn json(
+        &mut self,
+        method: &str,
+        target: &str,
+        ctype: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
         let r = self.call(method, target, ctype, body);
         let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
         (r.status, v)
@@ -110,7 +116,12 @@ impl Wire {
             })
             .collect();
         let body = serde_json::json!({ "files": rows }).to_string();
-        let (status, m) = self.json("POST", &format!("/v1/Services/{service}/Manifests"), Some("application/json"), body.as_bytes());
+        let (status, m) = self.json(
+            "POST",
+            &format!("/v1/Services/{service}/Manifests"),
+            Some("application/json"),
+            body.as_bytes(),
+        );
         assert_eq!(status, 201, "{m}");
         let missing: Vec<String> = m["missing"]
             .as_array()
@@ -124,7 +135,12 @@ impl Wire {
                 .find(|(_, b)| assetd::model::Digest::of(b).to_hex() == *d)
                 .unwrap()
                 .1;
-            let (status, put) = self.json("PUT", &format!("/v1/Blobs/{d}"), Some("application/octet-stream"), bytes);
+            let (status, put) = self.json(
+                "PUT",
+                &format!("/v1/Blobs/{d}"),
+                Some("application/octet-stream"),
+                bytes,
+            );
             assert_eq!(status, 201, "{put}");
         }
         let sid = m["sid"].as_str().unwrap();
@@ -148,7 +164,11 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
     for (i, order) in [[0usize, 1, 2], [2, 1, 0]].iter().enumerate() {
         let all: [(&str, Option<&str>, &[u8]); 3] = [
             ("Path", None, b"a.txt"),
-            ("Visibility", None, if i == 0 { b"public" } else { b"private" }),
+            (
+                "Visibility",
+                None,
+                if i == 0 { b"public" } else { b"private" },
+            ),
             ("Content", Some("/a.txt"), &content),
         ];
         let parts: Vec<_> = order.iter().map(|&k| all[k]).collect();
@@ -158,7 +178,13 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
             "POST",
             "127.0.0.1",
             &target,
-            &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=----toolkitBoundary")],
+            &[
+                ("Authorization", &s.auth),
+                (
+                    "Content-Type",
+                    "multipart/form-data; boundary=----toolkitBoundary",
+                ),
+            ],
             &body,
         );
         assert_eq!(r.status, 201, "{}", r.text());
@@ -168,13 +194,29 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
         sorted.sort();
         assert_eq!(
             sorted,
-            ["account_sid", "asset_sid", "date_created", "path", "service_sid", "sid", "url", "visibility"]
+            [
+                "account_sid",
+                "asset_sid",
+                "date_created",
+                "path",
+                "service_sid",
+                "sid",
+                "url",
+                "visibility"
+            ]
         );
         assert_eq!(v["path"], "/a.txt");
         assert_eq!(v["visibility"], if i == 0 { "public" } else { "private" });
         // The owner reads the bytes back, private or not.
         let content_url = format!("{target}/{}/Content", v["sid"].as_str().unwrap());
-        let r = request(srv.addr, "GET", "127.0.0.1", &content_url, &[("Authorization", &s.auth)], b"");
+        let r = request(
+            srv.addr,
+            "GET",
+            "127.0.0.1",
+            &content_url,
+            &[("Authorization", &s.auth)],
+            b"",
+        );
         assert_eq!(r.status, 200);
         assert!(r.body == content);
         assert_eq!(r.header("content-type"), Some("text/plain"));
@@ -184,19 +226,55 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
     }
     // Missing parts and a non-multipart body are 400 with Twilio's error shape.
     let body = multipart(&[("Path", None, b"/x")], "b");
-    let r = request(srv.addr, "POST", "127.0.0.1", &target, &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=b")], &body);
+    let r = request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        &target,
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        &body,
+    );
     assert_eq!(r.status, 400);
     let e: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(e["code"], 20001);
     assert!(e["message"].as_str().unwrap().contains("Visibility"), "{e}");
     assert_eq!(e["status"], 400);
     assert!(e["more_info"].as_str().unwrap().ends_with("20001"));
-    let r = request(srv.addr, "POST", "127.0.0.1", &target, &[("Authorization", &s.auth), ("Content-Type", "application/x-www-form-urlencoded")], b"Path=/x");
+    let r = request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        &target,
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        b"Path=/x",
+    );
     assert_eq!(r.status, 400);
     // Unknown service or asset: 404 / 20404.
-    let r = request(srv.addr, "POST", "127.0.0.1", &format!("/v1/Services/{}/Assets/ZH00000000000000000000000000000000/Versions", s.service), &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=b")], &body);
+    let r = request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        &format!(
+            "/v1/Services/{}/Assets/ZH00000000000000000000000000000000/Versions",
+            s.service
+        ),
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        &body,
+    );
     assert_eq!(r.status, 404);
-    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["code"], 20404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap()["code"],
+        20404
+    );
 }
 
 #[test]
@@ -213,15 +291,36 @@ fn oversize_uploads_are_413_without_reading_the_rest() {
         30 * 1024 * 1024
     );
     conn.write_all(head.as_bytes()).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     let r = read_response(&mut BufReader::new(conn), false);
     assert_eq!(r.status, 413);
-    assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap()["status"], 413);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap()["status"],
+        413
+    );
 
     // A private asset over 10 MB is refused with its limit named.
     let big = vec![b'p'; 10 * 1024 * 1024 + 1];
-    let body = multipart(&[("Path", None, b"/a.txt"), ("Visibility", None, b"private"), ("Content", Some("a"), &big)], "b");
-    let r = request(srv.addr, "POST", "127.0.0.1", &target, &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=b")], &body);
+    let body = multipart(
+        &[
+            ("Path", None, b"/a.txt"),
+            ("Visibility", None, b"private"),
+            ("Content", Some("a"), &big),
+        ],
+        "b",
+    );
+    let r = request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        &target,
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        &body,
+    );
     assert_eq!(r.status, 413);
     assert!(r.text().contains("10 MB"), "{}", r.text());
 
@@ -254,7 +353,14 @@ fn a_client_killed_mid_upload_leaves_no_version() {
     let srv = Server::start(s.data.path(), &[]);
     let target = format!("/v1/Services/{}/Assets/{}/Versions", s.service, s.asset);
     let content = noise(2 * 1024 * 1024, 5);
-    let body = multipart(&[("Path", None, b"/a.txt"), ("Visibility", None, b"public"), ("Content", Some("a"), &content)], "b");
+    let body = multipart(
+        &[
+            ("Path", None, b"/a.txt"),
+            ("Visibility", None, b"public"),
+            ("Content", Some("a"), &content),
+        ],
+        "b",
+    );
     {
         let mut conn = TcpStream::connect(srv.addr).unwrap();
         let head = format!(
@@ -268,15 +374,28 @@ fn a_client_killed_mid_upload_leaves_no_version() {
     }
     // The server answers other requests, and the half upload left nothing: no version, and
     // (once the handler has seen the broken body) no staging file.
-    let list = format!("/v1/Services/{}/Assets/{}/Versions/ZN00000000000000000000000000000000/Content", s.service, s.asset);
-    let r = request(srv.addr, "GET", "127.0.0.1", &list, &[("Authorization", &s.auth)], b"");
+    let list = format!(
+        "/v1/Services/{}/Assets/{}/Versions/ZN00000000000000000000000000000000/Content",
+        s.service, s.asset
+    );
+    let r = request(
+        srv.addr,
+        "GET",
+        "127.0.0.1",
+        &list,
+        &[("Authorization", &s.auth)],
+        b"",
+    );
     assert_eq!(r.status, 404);
     let status = srv.terminate();
     assert!(status.success());
     assert_no_staging_left(&s.data);
     let store = assetd::store::Store::open(s.data.path(), 1 << 20).unwrap();
     let lookup = store.read().unwrap();
-    assert!(lookup.blobs().unwrap().is_empty(), "a partial blob was stored");
+    assert!(
+        lookup.blobs().unwrap().is_empty(),
+        "a partial blob was stored"
+    );
 }
 
 #[test]
@@ -284,9 +403,18 @@ fn unchanged_redeploy_uploads_nothing_and_one_change_uploads_one_blob() {
     let s = setup();
     let srv = Server::start(s.data.path(), &[]);
     let mut files: Vec<(String, Vec<u8>)> = (0..1000)
-        .map(|i| (format!("/dir{}/file{i}.bin", i % 10), noise(1024, i as u64 + 1)))
+        .map(|i| {
+            (
+                format!("/dir{}/file{i}.bin", i % 10),
+                noise(1024, i as u64 + 1),
+            )
+        })
         .collect();
-    let mut wire = Wire { addr: srv.addr, auth: s.auth.clone(), bytes: 0 };
+    let mut wire = Wire {
+        addr: srv.addr,
+        auth: s.auth.clone(),
+        bytes: 0,
+    };
     let (missing, first) = wire.deploy(&s.service, &files);
     assert_eq!(missing, 1000);
     assert_eq!(first["versions_created"], 1000);
@@ -299,7 +427,11 @@ fn unchanged_redeploy_uploads_nothing_and_one_change_uploads_one_blob() {
     assert_eq!(again["unchanged"], true);
     assert_eq!(again["build_sid"], first["build_sid"]);
     eprintln!("unchanged 1000-file redeploy moved {} bytes", wire.bytes);
-    assert!(wire.bytes < 200_000, "unchanged redeploy moved {} bytes", wire.bytes);
+    assert!(
+        wire.bytes < 200_000,
+        "unchanged redeploy moved {} bytes",
+        wire.bytes
+    );
 
     files[500].1 = noise(4096, 777);
     wire.bytes = 0;
@@ -309,7 +441,11 @@ fn unchanged_redeploy_uploads_nothing_and_one_change_uploads_one_blob() {
     assert_eq!(changed["versions_reused"], 999);
     assert_ne!(changed["build_sid"], first["build_sid"]);
     eprintln!("one-file-changed redeploy moved {} bytes", wire.bytes);
-    assert!(wire.bytes < 200_000 + 4096, "one-change redeploy moved {} bytes", wire.bytes);
+    assert!(
+        wire.bytes < 200_000 + 4096,
+        "one-change redeploy moved {} bytes",
+        wire.bytes
+    );
     assert_eq!(srv.get(&host, "/dir0/file500.bin").body, files[500].1);
 }
 
@@ -317,7 +453,11 @@ fn unchanged_redeploy_uploads_nothing_and_one_change_uploads_one_blob() {
 fn a_blob_whose_bytes_do_not_match_its_digest_is_refused() {
     let s = setup();
     let srv = Server::start(s.data.path(), &[]);
-    let mut wire = Wire { addr: srv.addr, auth: s.auth.clone(), bytes: 0 };
+    let mut wire = Wire {
+        addr: srv.addr,
+        auth: s.auth.clone(),
+        bytes: 0,
+    };
     let claimed = assetd::model::Digest::of(b"what I claim").to_hex();
     let (status, e) = wire.json("PUT", &format!("/v1/Blobs/{claimed}"), None, b"what I send");
     assert_eq!(status, 400);
@@ -325,23 +465,62 @@ fn a_blob_whose_bytes_do_not_match_its_digest_is_refused() {
     let (status, _) = wire.json("PUT", "/v1/Blobs/not-a-digest", None, b"x");
     assert_eq!(status, 400);
     // HEAD tells whether this account has a blob.
-    assert_eq!(wire.call("HEAD", &format!("/v1/Blobs/{claimed}"), None, b"").status, 404);
+    assert_eq!(
+        wire.call("HEAD", &format!("/v1/Blobs/{claimed}"), None, b"")
+            .status,
+        404
+    );
     let real = assetd::model::Digest::of(b"what I send").to_hex();
-    assert_eq!(wire.json("PUT", &format!("/v1/Blobs/{real}"), None, b"what I send").0, 201);
-    assert_eq!(wire.call("HEAD", &format!("/v1/Blobs/{real}"), None, b"").status, 200);
+    assert_eq!(
+        wire.json("PUT", &format!("/v1/Blobs/{real}"), None, b"what I send")
+            .0,
+        201
+    );
+    assert_eq!(
+        wire.call("HEAD", &format!("/v1/Blobs/{real}"), None, b"")
+            .status,
+        200
+    );
     // A build from a manifest naming content never uploaded names the path.
     let body = serde_json::json!({"files": [["/never.txt", claimed, 12, "public"]]}).to_string();
-    let (status, m) = wire.json("POST", &format!("/v1/Services/{}/Manifests", s.service), None, body.as_bytes());
+    let (status, m) = wire.json(
+        "POST",
+        &format!("/v1/Services/{}/Manifests", s.service),
+        None,
+        body.as_bytes(),
+    );
     assert_eq!(status, 201);
-    let (status, e) = wire.json("POST", &format!("/v1/Services/{}/Manifests/{}/Build", s.service, m["sid"].as_str().unwrap()), Some("application/x-www-form-urlencoded"), b"");
+    let (status, e) = wire.json(
+        "POST",
+        &format!(
+            "/v1/Services/{}/Manifests/{}/Build",
+            s.service,
+            m["sid"].as_str().unwrap()
+        ),
+        Some("application/x-www-form-urlencoded"),
+        b"",
+    );
     assert_eq!(status, 400);
     assert!(e["message"].as_str().unwrap().contains("/never.txt"), "{e}");
     // A manifest breaking a limit is refused up front, naming the limit and path.
-    let rows: Vec<Value> = (0..51).map(|i| serde_json::json!([format!("/p{i}"), real, 11, "private"])).collect();
+    let rows: Vec<Value> = (0..51)
+        .map(|i| serde_json::json!([format!("/p{i}"), real, 11, "private"]))
+        .collect();
     let body = serde_json::json!({"files": rows}).to_string();
-    let (status, e) = wire.json("POST", &format!("/v1/Services/{}/Manifests", s.service), None, body.as_bytes());
+    let (status, e) = wire.json(
+        "POST",
+        &format!("/v1/Services/{}/Manifests", s.service),
+        None,
+        body.as_bytes(),
+    );
     assert_eq!(status, 400);
-    assert!(e["message"].as_str().unwrap().contains("at most 50 private"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 50 private"),
+        "{e}"
+    );
     drop(srv);
     let store = assetd::store::Store::open(s.data.path(), 1 << 20).unwrap();
     assert_eq!(store.read().unwrap().blobs().unwrap().len(), 1);
@@ -360,7 +539,11 @@ fn two_clients_deploying_at_once_get_a_consistent_result() {
                 let files: Vec<(String, Vec<u8>)> = (0..50)
                     .map(|i| (format!("/f{i}.bin"), noise(2048, who * 1000 + i + 1)))
                     .collect();
-                let mut wire = Wire { addr, auth, bytes: 0 };
+                let mut wire = Wire {
+                    addr,
+                    auth,
+                    bytes: 0,
+                };
                 let (_, b) = wire.deploy(&service, &files);
                 (b["build_sid"].as_str().unwrap().to_string(), files)
             })
@@ -370,13 +553,18 @@ fn two_clients_deploying_at_once_get_a_consistent_result() {
     assert_ne!(results[0].0, results[1].0);
     // Every file served comes from the same one of the two builds.
     let host = format!("{}.localhost", s.env_label);
-    let served: Vec<Vec<u8>> = (0..50).map(|i| srv.get(&host, &format!("/f{i}.bin")).body).collect();
+    let served: Vec<Vec<u8>> = (0..50)
+        .map(|i| srv.get(&host, &format!("/f{i}.bin")).body)
+        .collect();
     let winner = results
         .iter()
         .find(|(_, files)| files[0].1 == served[0])
         .expect("served content belongs to one of the builds");
     for (i, body) in served.iter().enumerate() {
-        assert!(*body == winner.1[i].1, "file {i} comes from the other build");
+        assert!(
+            *body == winner.1[i].1,
+            "file {i} comes from the other build"
+        );
     }
 }
 
@@ -384,7 +572,11 @@ fn two_clients_deploying_at_once_get_a_consistent_result() {
 fn private_bundle_holds_exactly_the_private_assets() {
     let s = setup();
     let srv = Server::start(s.data.path(), &[]);
-    let mut wire = Wire { addr: srv.addr, auth: s.auth.clone(), bytes: 0 };
+    let mut wire = Wire {
+        addr: srv.addr,
+        auth: s.auth.clone(),
+        bytes: 0,
+    };
     let secret = b"{\"pin\": 1234}".to_vec();
     let long_path = format!("/{}/deep.json", "nested".repeat(20));
     let rows = serde_json::json!({"files": [
@@ -394,22 +586,55 @@ fn private_bundle_holds_exactly_the_private_assets() {
     ]});
     for bytes in [&b"pub"[..], &secret[..]] {
         let d = assetd::model::Digest::of(bytes).to_hex();
-        assert_eq!(wire.json("PUT", &format!("/v1/Blobs/{d}"), None, bytes).0, 201);
+        assert_eq!(
+            wire.json("PUT", &format!("/v1/Blobs/{d}"), None, bytes).0,
+            201
+        );
     }
-    let (_, m) = wire.json("POST", &format!("/v1/Services/{}/Manifests", s.service), None, rows.to_string().as_bytes());
-    let (_, b) = wire.json("POST", &format!("/v1/Services/{}/Manifests/{}/Build", s.service, m["sid"].as_str().unwrap()), Some("application/x-www-form-urlencoded"), b"Environment=dev");
+    let (_, m) = wire.json(
+        "POST",
+        &format!("/v1/Services/{}/Manifests", s.service),
+        None,
+        rows.to_string().as_bytes(),
+    );
+    let (_, b) = wire.json(
+        "POST",
+        &format!(
+            "/v1/Services/{}/Manifests/{}/Build",
+            s.service,
+            m["sid"].as_str().unwrap()
+        ),
+        Some("application/x-www-form-urlencoded"),
+        b"Environment=dev",
+    );
     let build = b["build_sid"].as_str().unwrap();
     // The private asset is never served by URL.
-    assert_eq!(srv.get(&format!("{}.localhost", s.env_label), "/config.json").status, 404);
+    assert_eq!(
+        srv.get(&format!("{}.localhost", s.env_label), "/config.json")
+            .status,
+        404
+    );
     let target = format!("/v1/Services/{}/Builds/{build}/PrivateAssets", s.service);
     assert_eq!(wire.call("GET", &target, None, b"").status, 200);
-    let r = request(srv.addr, "GET", "127.0.0.1", &target, &[("Authorization", &s.auth)], b"");
+    let r = request(
+        srv.addr,
+        "GET",
+        "127.0.0.1",
+        &target,
+        &[("Authorization", &s.auth)],
+        b"",
+    );
     assert_eq!(r.header("content-type"), Some("application/gzip"));
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(&r.body[..]).read_to_end(&mut tar).unwrap();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut tar)
+        .unwrap();
     let entries = untar(&tar);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, vec!["config.json", &long_path[1..], ".assetd-manifest.json"]);
+    assert_eq!(
+        names,
+        vec!["config.json", &long_path[1..], ".assetd-manifest.json"]
+    );
     assert_eq!(entries[0].1, secret);
     assert_eq!(entries[1].1, secret);
     let r = request(srv.addr, "GET", "127.0.0.1", &target, &[], b"");
@@ -422,14 +647,18 @@ fn untar(mut t: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut pax_path = None;
     while t.len() >= 512 && t[..512].iter().any(|&b| b != 0) {
         let h = &t[..512];
-        let name = String::from_utf8_lossy(&h[..100]).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(&h[..100])
+            .trim_end_matches('\0')
+            .to_string();
         let size = usize::from_str_radix(String::from_utf8_lossy(&h[124..135]).trim(), 8).unwrap();
         let kind = h[156];
         let data = t[512..512 + size].to_vec();
         t = &t[512 + size.div_ceil(512) * 512..];
         if kind == b'x' {
             let rec = String::from_utf8(data).unwrap();
-            pax_path = rec.split_once("path=").map(|(_, p)| p.trim_end().to_string());
+            pax_path = rec
+                .split_once("path=")
+                .map(|(_, p)| p.trim_end().to_string());
             continue;
         }
         out.push((pax_path.take().unwrap_or(name), data));
@@ -443,28 +672,74 @@ fn retention_endpoint_reclaims_unused_versions_and_is_main_account_only() {
     let sub = {
         let store = assetd::store::Store::open(s.data.path(), 1 << 20).unwrap();
         let main = store.read().unwrap().main_account().unwrap().unwrap();
-        store.write(|tx| tx.create_subaccount(&main.sid, "sub")).unwrap()
+        store
+            .write(|tx| tx.create_subaccount(&main.sid, "sub"))
+            .unwrap()
     };
     let srv = Server::start(s.data.path(), &[]);
-    let mut wire = Wire { addr: srv.addr, auth: s.auth.clone(), bytes: 0 };
+    let mut wire = Wire {
+        addr: srv.addr,
+        auth: s.auth.clone(),
+        bytes: 0,
+    };
     let files = vec![("/keep.txt".to_string(), b"deployed".to_vec())];
     wire.deploy(&s.service, &files);
     // An uploaded version that no build uses.
     let target = format!("/v1/Services/{}/Assets/{}/Versions", s.service, s.asset);
-    let body = multipart(&[("Path", None, b"/a.txt"), ("Visibility", None, b"public"), ("Content", Some("a"), b"unused bytes")], "b");
-    let r = request(srv.addr, "POST", "127.0.0.1", &target, &[("Authorization", &s.auth), ("Content-Type", "multipart/form-data; boundary=b")], &body);
+    let body = multipart(
+        &[
+            ("Path", None, b"/a.txt"),
+            ("Visibility", None, b"public"),
+            ("Content", Some("a"), b"unused bytes"),
+        ],
+        "b",
+    );
+    let r = request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        &target,
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        &body,
+    );
     assert_eq!(r.status, 201);
 
-    let mut as_sub = Wire { addr: srv.addr, auth: basic(&sub.sid, &sub.auth_token), bytes: 0 };
-    let (status, _) = as_sub.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=0");
+    let mut as_sub = Wire {
+        addr: srv.addr,
+        auth: basic(&sub.sid, &sub.auth_token),
+        bytes: 0,
+    };
+    let (status, _) = as_sub.json(
+        "POST",
+        "/v1/Retention",
+        Some("application/x-www-form-urlencoded"),
+        b"MaxAgeSeconds=0",
+    );
     assert_eq!(status, 403);
-    let (status, e) = wire.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=soon");
+    let (status, e) = wire.json(
+        "POST",
+        "/v1/Retention",
+        Some("application/x-www-form-urlencoded"),
+        b"MaxAgeSeconds=soon",
+    );
     assert_eq!((status, e["code"].as_u64()), (400, Some(20001)));
-    let (status, report) = wire.json("POST", "/v1/Retention", Some("application/x-www-form-urlencoded"), b"MaxAgeSeconds=0");
+    let (status, report) = wire.json(
+        "POST",
+        "/v1/Retention",
+        Some("application/x-www-form-urlencoded"),
+        b"MaxAgeSeconds=0",
+    );
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["versions_deleted"], 1);
     assert_eq!(report["blobs_reclaimed"], 1);
     assert_eq!(report["bytes_reclaimed"], 12);
     // The deployed asset is untouched.
-    assert_eq!(srv.get(&format!("{}.localhost", s.env_label), "/keep.txt").body, b"deployed");
+    assert_eq!(
+        srv.get(&format!("{}.localhost", s.env_label), "/keep.txt")
+            .body,
+        b"deployed"
+    );
 }

@@ -20,9 +20,18 @@ fn import_prints_urls_and_counts_new_bytes_and_dedups() {
     let data = tempfile::tempdir().unwrap();
     let out = import(p.path(), data.path(), "dedup", &[]);
     let label = label_of(&out);
-    assert!(label.starts_with("dedup-") && label.ends_with("-dev"), "{label}");
-    assert!(out.contains(&format!("public    http://{label}.localhost:8080/a.txt")), "{out}");
-    assert!(out.contains("protected http://") && out.contains("/song.mp3"), "{out}");
+    assert!(
+        label.starts_with("dedup-") && label.ends_with("-dev"),
+        "{label}"
+    );
+    assert!(
+        out.contains(&format!("public    http://{label}.localhost:8080/a.txt")),
+        "{out}"
+    );
+    assert!(
+        out.contains("protected http://") && out.contains("/song.mp3"),
+        "{out}"
+    );
     assert!(out.contains("/conf.json (private"), "{out}");
     assert!(out.contains("skipped   .env"), "{out}");
     // Two files with the same bytes are stored once.
@@ -47,18 +56,38 @@ fn import_refuses_broken_projects_and_changes_nothing() {
 
     let too_big_private = vec![0u8; 10 * 1024 * 1024 + 1];
     let too_big_public = vec![0u8; 25 * 1024 * 1024 + 1];
-    let many_private: Vec<(String, Vec<u8>)> =
-        (0..51).map(|i| (format!("p{i}.private.txt"), vec![b'x'])).collect();
-    let cases: Vec<(Vec<(String, Vec<u8>)>, &str)> = vec![
-        (vec![("keep.txt".into(), b"v2".to_vec()), ("big.private.bin".into(), too_big_private)], "10 MB"),
+    let many_private: Vec<(String, Vec<u8>)> = (0..51)
+        .map(|i| (format!("p{i}.private.txt"), vec![b'x']))
+        .collect();
+    type Files = Vec<(String, Vec<u8>)>;
+    let cases: Vec<(Files, &str)> = vec![
+        (
+            vec![
+                ("keep.txt".into(), b"v2".to_vec()),
+                ("big.private.bin".into(), too_big_private),
+            ],
+            "10 MB",
+        ),
         (vec![("huge.mp3".into(), too_big_public)], "25 MB"),
         (vec![("what?.txt".into(), b"x".to_vec())], "what?.txt"),
-        (vec![("a.txt".into(), b"1".to_vec()), ("a.public.txt".into(), b"2".to_vec())], "both map"),
+        (
+            vec![
+                ("a.txt".into(), b"1".to_vec()),
+                ("a.public.txt".into(), b"2".to_vec()),
+            ],
+            "both map",
+        ),
         (many_private, "at most 50 private"),
-        (vec![(format!("{}x.txt", "dirname/".repeat(32)), b"x".to_vec())], "limit is 255"),
+        (
+            vec![(format!("{}x.txt", "dirname/".repeat(32)), b"x".to_vec())],
+            "limit is 255",
+        ),
     ];
     for (files, expect) in cases {
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
         let p = project(&refs);
         let (ok, out, err) = cli(&[
             "import",
@@ -69,23 +98,53 @@ fn import_refuses_broken_projects_and_changes_nothing() {
             &data_arg(&data),
         ]);
         assert!(!ok, "import should fail for {expect}: {out}");
-        assert!(err.contains(expect), "error should mention {expect:?}: {err}");
+        assert!(
+            err.contains(expect),
+            "error should mention {expect:?}: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "one-line error: {err}");
     }
     // An empty project and a directory without assets/ are refused too.
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir(empty.path().join("assets")).unwrap();
-    let (ok, _, err) = cli(&["import", empty.path().to_str().unwrap(), "--service", "strict", "--data", &data_arg(&data)]);
+    let (ok, _, err) = cli(&[
+        "import",
+        empty.path().to_str().unwrap(),
+        "--service",
+        "strict",
+        "--data",
+        &data_arg(&data),
+    ]);
     assert!(!ok && err.contains("no asset files"), "{err}");
     let bare = tempfile::tempdir().unwrap();
-    let (ok, _, err) = cli(&["import", bare.path().to_str().unwrap(), "--service", "strict", "--data", &data_arg(&data)]);
-    assert!(!ok && err.contains("Invalid Serverless Project Structure"), "{err}");
-    let (ok, _, err) = cli(&["import", good.path().to_str().unwrap(), "--service", "bad_name", "--data", &data_arg(&data)]);
+    let (ok, _, err) = cli(&[
+        "import",
+        bare.path().to_str().unwrap(),
+        "--service",
+        "strict",
+        "--data",
+        &data_arg(&data),
+    ]);
+    assert!(
+        !ok && err.contains("Invalid Serverless Project Structure"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&[
+        "import",
+        good.path().to_str().unwrap(),
+        "--service",
+        "bad_name",
+        "--data",
+        &data_arg(&data),
+    ]);
     assert!(!ok && err.contains("service name"), "{err}");
 
     // The environment still serves v1.
     let srv = Server::start(data.path(), &[]);
-    assert_eq!(srv.get(&format!("{label}.localhost"), "/keep.txt").body, b"v1");
+    assert_eq!(
+        srv.get(&format!("{label}.localhost"), "/keep.txt").body,
+        b"v1"
+    );
 }
 
 #[test]
@@ -95,9 +154,15 @@ fn account_is_stable_and_sign_matches_the_library() {
     assert!(ok);
     let (_, second, _) = cli(&["account", "--data", &data_arg(&data)]);
     assert_eq!(first, second);
-    let sid = first.lines().find_map(|l| l.strip_prefix("ASSETD_ACCOUNT_SID=")).unwrap();
+    let sid = first
+        .lines()
+        .find_map(|l| l.strip_prefix("ASSETD_ACCOUNT_SID="))
+        .unwrap();
     assert!(sid.starts_with("AC") && sid.len() == 34);
-    let token = first.lines().find_map(|l| l.strip_prefix("ASSETD_AUTH_TOKEN=")).unwrap();
+    let token = first
+        .lines()
+        .find_map(|l| l.strip_prefix("ASSETD_AUTH_TOKEN="))
+        .unwrap();
 
     let url = "https://example-1234-dev.twil.io/secret.mp3";
     let (ok, out, _) = cli(&["sign", url, "--token", "12345"]);
@@ -138,4 +203,23 @@ fn a_second_process_on_the_same_data_gets_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("in use by another assetd process"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn serve_prints_credentials_on_first_start_only() {
+    let data = tempfile::tempdir().unwrap();
+    let first = Server::start(data.path(), &[]);
+    let banner = first.banner.join("\n");
+    assert!(banner.contains("ASSETD_AUTH_TOKEN="), "{banner}");
+    assert!(banner.contains("no environments yet"), "{banner}");
+    drop(first);
+    let p = project(&[("a.txt", b"a")]);
+    let label = label_of(&import(p.path(), data.path(), "banner", &[]));
+    let second = Server::start(data.path(), &[]);
+    let banner = second.banner.join("\n");
+    assert!(!banner.contains("ASSETD_AUTH_TOKEN="), "{banner}");
+    assert!(
+        banner.contains(&format!("http://{label}.localhost:")),
+        "{banner}"
+    );
 }

@@ -16,11 +16,20 @@ fn crash_mid_import_keeps_previous_deployment() {
     let files: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| (format!("big{i}.bin"), noise(20 * 1024 * 1024, i + 1)))
         .collect();
-    let mut refs: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let mut refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     refs.push(("song.mp3", b"version two"));
     let v2 = project(&refs);
     let mut child = Command::new(BIN)
-        .args(["import", v2.path().to_str().unwrap(), "--service", "crashy", "--data"])
+        .args([
+            "import",
+            v2.path().to_str().unwrap(),
+            "--service",
+            "crashy",
+            "--data",
+        ])
         .arg(data.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -50,7 +59,11 @@ fn crash_mid_import_keeps_previous_deployment() {
         let lookup = store.read().unwrap();
         let acct = lookup.main_account().unwrap().unwrap();
         let svc = lookup.find_service(&acct.sid, "crashy").unwrap().unwrap();
-        assert_eq!(lookup.builds(&svc.sid).unwrap().len(), 1, "a partial build survived");
+        assert_eq!(
+            lookup.builds(&svc.sid).unwrap().len(),
+            1,
+            "a partial build survived"
+        );
         assert_eq!(lookup.blobs().unwrap().len(), 1, "partial blobs survived");
     }
     let srv = Server::start(data.path(), &[]);

@@ -14,7 +14,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_assetd");
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
-    /// Lines printed after the `listening on` line, up to the first blank read.
+    /// Lines printed before the `listening on` line (credentials, URLs).
     pub banner: Vec<String>,
 }
 
@@ -23,7 +23,9 @@ impl Server {
     /// for its `listening on` line.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(extra);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra);
         Server::spawn(cmd)
     }
 
@@ -47,29 +49,28 @@ impl Server {
             banner.push(line);
         }
         let addr = addr.expect("assetd serve did not print its address");
-        // Keep draining stdout in the background so the server never blocks on a full pipe,
-        // and collect what it printed at startup.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // The startup lines come right after the address line; take what is there once the
-        // server answers a request.
+        // Keep draining stdout in the background so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
         let probe = get(addr, "localhost", "/healthz");
         assert_eq!(probe.status, 200, "server not healthy");
-        while let Ok(l) = rx.try_recv() {
-            banner.push(l);
+        Server {
+            child,
+            addr,
+            banner,
         }
-        Server { child, addr, banner }
     }
 
     pub fn get(&self, host: &str, target: &str) -> Response {
         get(self.addr, host, target)
     }
 
-    pub fn request(&self, method: &str, host: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    pub fn request(
+        &self,
+        method: &str,
+        host: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
         request(self.addr, method, host, target, headers, b"")
     }
 
@@ -101,7 +102,9 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn text(&self) -> String {
@@ -173,7 +176,12 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> Response {
             }
         }
     }
-    Response { status, headers, raw_head, body }
+    Response {
+        status,
+        headers,
+        raw_head,
+        body,
+    }
 }
 
 /// Runs the `assetd` CLI; returns (success, stdout, stderr).
@@ -219,7 +227,11 @@ pub fn label_of(import_output: &str) -> String {
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .expect("a URL in the import output");
-    let host = url.trim_start_matches("http://").split(['/', ':']).next().unwrap();
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap();
     host.strip_suffix(".localhost").unwrap().to_string()
 }
 

@@ -35,7 +35,14 @@ fn fixture() -> Fixture {
         .find_map(|l| l.strip_prefix("ASSETD_AUTH_TOKEN="))
         .unwrap()
         .to_string();
-    Fixture { _project: project, data, label, token, hello, secret }
+    Fixture {
+        _project: project,
+        data,
+        label,
+        token,
+        hello,
+        secret,
+    }
 }
 
 #[test]
@@ -49,7 +56,10 @@ fn public_protected_private_and_root() {
     assert_eq!(r.body, f.hello);
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(r.header("content-length"), Some(f.hello.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(f.hello.len().to_string().as_str())
+    );
     let digest = assetd::model::Digest::of(&f.hello).to_hex();
     assert_eq!(r.header("etag"), Some(format!("\"{digest}\"").as_str()));
 
@@ -71,7 +81,12 @@ fn public_protected_private_and_root() {
     assert_eq!(r.status, 200);
     // A signature for another path does not open this one.
     let other = assetd::sign::compute(&f.token, &format!("http://{host}/hello.txt"), &[]);
-    let r = srv.request("GET", &host, "/secret.mp3", &[("X-Twilio-Signature", &other)]);
+    let r = srv.request(
+        "GET",
+        &host,
+        "/secret.mp3",
+        &[("X-Twilio-Signature", &other)],
+    );
     assert_eq!(r.status, 403);
 
     // Private: indistinguishable from a missing asset.
@@ -91,7 +106,11 @@ fn public_protected_private_and_root() {
     let r = srv.get("127.0.0.1", &format!("/e/{}/hello.txt", f.label));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, f.hello);
-    let path_style_url = format!("http://127.0.0.1:{}/e/{}/secret.mp3", srv.addr.port(), f.label);
+    let path_style_url = format!(
+        "http://127.0.0.1:{}/e/{}/secret.mp3",
+        srv.addr.port(),
+        f.label
+    );
     let sig = assetd::sign::compute(&f.token, &path_style_url, &[]);
     let r = srv.request(
         "GET",
@@ -100,8 +119,14 @@ fn public_protected_private_and_root() {
         &[("X-Twilio-Signature", &sig)],
     );
     assert_eq!(r.status, 200);
-    assert_eq!(srv.get("nothing-0000-dev.localhost", "/hello.txt").status, 404);
-    assert_eq!(srv.get("127.0.0.1", "/e/nothing-0000-dev/hello.txt").status, 404);
+    assert_eq!(
+        srv.get("nothing-0000-dev.localhost", "/hello.txt").status,
+        404
+    );
+    assert_eq!(
+        srv.get("127.0.0.1", "/e/nothing-0000-dev/hello.txt").status,
+        404
+    );
     let r = srv.request("POST", &host, "/hello.txt", &[]);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
@@ -114,13 +139,22 @@ fn conditional_range_head_and_gzip() {
     let f = fixture();
     let srv = Server::start(f.data.path(), &[]);
     let host = format!("{}.localhost", f.label);
-    let etag = srv.get(&host, "/hello.txt").header("etag").unwrap().to_string();
+    let etag = srv
+        .get(&host, "/hello.txt")
+        .header("etag")
+        .unwrap()
+        .to_string();
 
     let r = srv.request("GET", &host, "/hello.txt", &[("If-None-Match", &etag)]);
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
     assert_eq!(r.header("etag"), Some(etag.as_str()));
-    let r = srv.request("GET", &host, "/hello.txt", &[("If-None-Match", "\"other\"")]);
+    let r = srv.request(
+        "GET",
+        &host,
+        "/hello.txt",
+        &[("If-None-Match", "\"other\"")],
+    );
     assert_eq!(r.status, 200);
 
     let r = srv.request("GET", &host, "/hello.txt", &[("Range", "bytes=5-9")]);
@@ -152,19 +186,37 @@ fn conditional_range_head_and_gzip() {
 
     let r = srv.request("HEAD", &host, "/hello.txt", &[]);
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some(f.hello.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(f.hello.len().to_string().as_str())
+    );
     assert!(r.body.is_empty());
 
-    let r = srv.request("GET", &host, "/hello.txt", &[("Accept-Encoding", "gzip, br")]);
+    let r = srv.request(
+        "GET",
+        &host,
+        "/hello.txt",
+        &[("Accept-Encoding", "gzip, br")],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
-    assert!(r.body.len() < f.hello.len() / 4, "gzip should shrink repeated text");
+    assert!(
+        r.body.len() < f.hello.len() / 4,
+        "gzip should shrink repeated text"
+    );
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(&r.body[..]).read_to_end(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_end(&mut plain)
+        .unwrap();
     assert_eq!(plain, f.hello);
     // Refused gzip, and incompressible types, stay identity.
-    let r = srv.request("GET", &host, "/hello.txt", &[("Accept-Encoding", "gzip;q=0")]);
+    let r = srv.request(
+        "GET",
+        &host,
+        "/hello.txt",
+        &[("Accept-Encoding", "gzip;q=0")],
+    );
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.body, f.hello);
     let url = format!("http://{host}/secret.mp3");
@@ -195,7 +247,13 @@ fn root_asset_at_slash_wins_over_assets_index() {
                     let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
                     let asset = tx.asset_named(&svc, path)?;
                     let p = AssetPath::parse(path)?;
-                    let v = tx.create_version(&asset, &p, Visibility::Public, "text/html", &put.digest)?;
+                    let v = tx.create_version(
+                        &asset,
+                        &p,
+                        Visibility::Public,
+                        "text/html",
+                        &put.digest,
+                    )?;
                     versions.push(v.sid);
                 }
                 let build = tx.create_build(&svc, &versions, serde_json::json!([]), None)?;
@@ -220,11 +278,26 @@ fn large_asset_is_byte_exact() {
     let host = format!("{label}.localhost");
     let r = srv.get(&host, "/big.bin");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some(big.len().to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
     assert!(r.body == big, "25 MiB body differs");
+    assert!(
+        !r.raw_head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding"),
+        "{}",
+        r.raw_head
+    );
     // A range across a chunk boundary (chunks are 262,100 bytes).
     let (a, b) = (262_000usize, 262_300usize);
-    let r = srv.request("GET", &host, "/big.bin", &[("Range", &format!("bytes={a}-{}", b - 1))]);
+    let r = srv.request(
+        "GET",
+        &host,
+        "/big.bin",
+        &[("Range", &format!("bytes={a}-{}", b - 1))],
+    );
     assert_eq!(r.status, 206);
     assert!(r.body == big[a..b]);
 }

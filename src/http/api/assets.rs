@@ -18,13 +18,41 @@ const ASSETS: &str = "/v1/Services/{}/Assets";
 const ASSET: &str = "/v1/Services/{}/Assets/{}";
 
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", pattern: ASSETS, handler: list },
-    Route { method: "POST", pattern: ASSETS, handler: create },
-    Route { method: "GET", pattern: ASSET, handler: fetch },
-    Route { method: "POST", pattern: ASSET, handler: update },
-    Route { method: "DELETE", pattern: ASSET, handler: delete },
-    Route { method: "GET", pattern: "/v1/Services/{}/Assets/{}/Versions", handler: list_versions },
-    Route { method: "GET", pattern: "/v1/Services/{}/Assets/{}/Versions/{}", handler: fetch_version },
+    Route {
+        method: "GET",
+        pattern: ASSETS,
+        handler: list,
+    },
+    Route {
+        method: "POST",
+        pattern: ASSETS,
+        handler: create,
+    },
+    Route {
+        method: "GET",
+        pattern: ASSET,
+        handler: fetch,
+    },
+    Route {
+        method: "POST",
+        pattern: ASSET,
+        handler: update,
+    },
+    Route {
+        method: "DELETE",
+        pattern: ASSET,
+        handler: delete,
+    },
+    Route {
+        method: "GET",
+        pattern: "/v1/Services/{}/Assets/{}/Versions",
+        handler: list_versions,
+    },
+    Route {
+        method: "GET",
+        pattern: "/v1/Services/{}/Assets/{}/Versions/{}",
+        handler: fetch_version,
+    },
 ];
 
 /// The caller's asset `args[1]` of service `args[0]`, else 404.
@@ -98,7 +126,9 @@ fn list_versions(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply>
         .map(|v| (json::sort_key(v.date_created, &v.sid), v))
         .collect();
     let base = ctx.base.clone();
-    paged(ctx, "asset_versions", rows, |v| Ok(json::asset_version(&base, v)))
+    paged(ctx, "asset_versions", rows, |v| {
+        Ok(json::asset_version(&base, v))
+    })
 }
 
 fn fetch_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {

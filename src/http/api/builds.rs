@@ -26,11 +26,31 @@ const BUILDS: &str = "/v1/Services/{}/Builds";
 const BUILD: &str = "/v1/Services/{}/Builds/{}";
 
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", pattern: BUILDS, handler: list },
-    Route { method: "POST", pattern: BUILDS, handler: create },
-    Route { method: "GET", pattern: BUILD, handler: fetch },
-    Route { method: "DELETE", pattern: BUILD, handler: delete },
-    Route { method: "GET", pattern: "/v1/Services/{}/Builds/{}/Status", handler: status },
+    Route {
+        method: "GET",
+        pattern: BUILDS,
+        handler: list,
+    },
+    Route {
+        method: "POST",
+        pattern: BUILDS,
+        handler: create,
+    },
+    Route {
+        method: "GET",
+        pattern: BUILD,
+        handler: fetch,
+    },
+    Route {
+        method: "DELETE",
+        pattern: BUILD,
+        handler: delete,
+    },
+    Route {
+        method: "GET",
+        pattern: "/v1/Services/{}/Builds/{}/Status",
+        handler: status,
+    },
 ];
 
 /// The build's JSON with its version objects embedded (a version that no longer exists is
@@ -74,7 +94,11 @@ struct NewBuild {
 }
 
 fn parse_create(form: &Params) -> ApiResult<NewBuild> {
-    if form.all("FunctionVersions").iter().any(|v| !v.trim().is_empty()) {
+    if form
+        .all("FunctionVersions")
+        .iter()
+        .any(|v| !v.trim().is_empty())
+    {
         return Err(ApiError::invalid(
             "assetd hosts assets only; Function Versions are not supported",
         ));
@@ -87,7 +111,9 @@ fn parse_create(form: &Params) -> ApiResult<NewBuild> {
             Sid::parse(SidKind::Version, v.trim())
                 .map(|s| s.to_string())
                 .ok_or_else(|| {
-                    ApiError::invalid(format!("AssetVersions value {v:?} is not an Asset Version SID (ZN…)"))
+                    ApiError::invalid(format!(
+                        "AssetVersions value {v:?} is not an Asset Version SID (ZN…)"
+                    ))
                 })
         })
         .collect::<ApiResult<Vec<_>>>()?;
@@ -100,7 +126,11 @@ fn parse_create(form: &Params) -> ApiResult<NewBuild> {
         }
         r => r.map(str::to_string),
     };
-    Ok(NewBuild { versions, dependencies, runtime })
+    Ok(NewBuild {
+        versions,
+        dependencies,
+        runtime,
+    })
 }
 
 /// `Dependencies` as a JSON array of `{name, version}` objects. Accepts the bare form
@@ -116,7 +146,9 @@ pub fn parse_dependencies(raw: Option<&str>) -> ApiResult<Value> {
         ))
     };
     let parsed = match serde_json::from_str::<Value>(raw) {
-        Ok(Value::String(inner)) => serde_json::from_str(inner.trim()).map_err(|e| bad(e.to_string()))?,
+        Ok(Value::String(inner)) => {
+            serde_json::from_str(inner.trim()).map_err(|e| bad(e.to_string()))?
+        }
         Ok(v) => v,
         Err(e) => match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
             Some(inner) => serde_json::from_str(inner.trim()).map_err(|e| bad(e.to_string()))?,
@@ -127,10 +159,15 @@ pub fn parse_dependencies(raw: Option<&str>) -> ApiResult<Value> {
         return Err(bad("not an array".into()));
     };
     for item in items {
-        let name_ok = item.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let name_ok = item
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
         let version_ok = item.get("version").is_none_or(Value::is_string);
         if !item.is_object() || !name_ok || !version_ok {
-            return Err(bad(format!("{item} needs a non-empty string name and a string version")));
+            return Err(bad(format!(
+                "{item} needs a non-empty string name and a string version"
+            )));
         }
     }
     Ok(parsed)
@@ -138,7 +175,11 @@ pub fn parse_dependencies(raw: Option<&str>) -> ApiResult<Value> {
 
 fn create(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     let form = ctx.form()?;
-    let NewBuild { versions, dependencies, runtime } = parse_create(&form)?;
+    let NewBuild {
+        versions,
+        dependencies,
+        runtime,
+    } = parse_create(&form)?;
     let build = ctx.store.write(|tx| {
         let svc = service_in(ctx, tx, &args[0])?;
         tx.create_build(&svc, &versions, dependencies, runtime)
@@ -181,13 +222,23 @@ mod tests {
         let bare = r#"[{"name":"twilio","version":"3.29.2"}]"#;
         assert_eq!(parse_dependencies(Some(bare)).unwrap(), want);
         // serverless-api: `"${JSON.stringify(dependencies)}"`.
-        assert_eq!(parse_dependencies(Some(&format!("\"{bare}\""))).unwrap(), want);
+        assert_eq!(
+            parse_dependencies(Some(&format!("\"{bare}\""))).unwrap(),
+            want
+        );
         // A proper JSON string holding the array.
         let escaped = serde_json::to_string(bare).unwrap();
         assert_eq!(parse_dependencies(Some(&escaped)).unwrap(), want);
         assert_eq!(parse_dependencies(None).unwrap(), json!([]));
         assert_eq!(parse_dependencies(Some(" ")).unwrap(), json!([]));
-        for bad in ["{", "{\"name\":\"x\"}", "[1]", "[{\"version\":\"1\"}]", "\"[\"", "[{\"name\":\"x\",\"version\":1}]"] {
+        for bad in [
+            "{",
+            "{\"name\":\"x\"}",
+            "[1]",
+            "[{\"version\":\"1\"}]",
+            "\"[\"",
+            "[{\"name\":\"x\",\"version\":1}]",
+        ] {
             let e = parse_dependencies(Some(bad)).unwrap_err();
             assert_eq!((e.status, e.code), (400, 20001), "{bad}");
         }

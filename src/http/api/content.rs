@@ -31,7 +31,9 @@ fn version_content(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
             args[0], args[1], args[2]
         ))
     };
-    let svc = lookup.find_service(ctx.account_sid(), &args[0])?.ok_or_else(not_found)?;
+    let svc = lookup
+        .find_service(ctx.account_sid(), &args[0])?
+        .ok_or_else(not_found)?;
     let v = lookup
         .version(&args[2])?
         .filter(|v| v.service_sid == svc.sid && v.asset_sid == args[1])
@@ -48,15 +50,24 @@ fn version_content(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
             ("etag".into(), format!("\"{}\"", v.digest)),
             ("cache-control".into(), "private, no-store".into()),
         ],
-        body: Body::Stream { reader: Box::new(reader), len },
+        body: Body::Stream {
+            reader: Box::new(reader),
+            len,
+        },
     })
 }
 
 fn private_bundle(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     let lookup = ctx.store.read()?;
-    let not_found =
-        || ApiError::not_found(&format!("/Services/{}/Builds/{}/PrivateAssets", args[0], args[1]));
-    let svc = lookup.find_service(ctx.account_sid(), &args[0])?.ok_or_else(not_found)?;
+    let not_found = || {
+        ApiError::not_found(&format!(
+            "/Services/{}/Builds/{}/PrivateAssets",
+            args[0], args[1]
+        ))
+    };
+    let svc = lookup
+        .find_service(ctx.account_sid(), &args[0])?
+        .ok_or_else(not_found)?;
     let build = lookup
         .build(&args[1])?
         .filter(|b| b.service_sid == svc.sid)
@@ -78,11 +89,17 @@ fn private_bundle(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
             ("content-type".into(), "application/gzip".into()),
             (
                 "content-disposition".into(),
-                format!("attachment; filename=\"{}-private-assets.tar.gz\"", build.sid),
+                format!(
+                    "attachment; filename=\"{}-private-assets.tar.gz\"",
+                    build.sid
+                ),
             ),
             ("cache-control".into(), "private, no-store".into()),
         ],
-        body: Body::Stream { reader: Box::new(file), len },
+        body: Body::Stream {
+            reader: Box::new(file),
+            len,
+        },
     })
 }
 
@@ -96,7 +113,10 @@ fn bundle(
 ) -> ApiResult<std::fs::File> {
     let dir = ctx.store.dir().join("tmp");
     std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
-    let name: String = crate::store::random_bytes::<12>().iter().map(|b| format!("{b:02x}")).collect();
+    let name: String = crate::store::random_bytes::<12>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let path = dir.join(format!("bundle-{name}"));
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -109,42 +129,72 @@ fn bundle(
         let mut gz = crate::compress::encoder(std::io::BufWriter::new(&mut file));
         let mut manifest = serde_json::Map::new();
         for v in versions {
-            let digest = Digest::from_hex(&v.digest).ok_or_else(|| ApiError::internal(&"bad digest"))?;
+            let digest =
+                Digest::from_hex(&v.digest).ok_or_else(|| ApiError::internal(&"bad digest"))?;
             let (mut reader, len) = lookup
                 .open_blob(&digest, false, None)?
                 .ok_or_else(|| ApiError::internal(&format!("content of {} is missing", v.sid)))?;
             let name = v.path.trim_start_matches('/');
-            tar_entry(&mut gz, name, len, mtime, &mut reader).map_err(|e| ApiError::internal(&e))?;
+            tar_entry(&mut gz, name, len, mtime, &mut reader)
+                .map_err(|e| ApiError::internal(&e))?;
             manifest.insert(
                 v.path.clone(),
                 serde_json::json!({"sid": v.sid, "digest": v.digest, "size": v.size, "content_type": v.content_type}),
             );
         }
         let m = serde_json::Value::Object(manifest).to_string();
-        tar_entry(&mut gz, ".assetd-manifest.json", m.len() as u64, mtime, &mut m.as_bytes())
+        tar_entry(
+            &mut gz,
+            ".assetd-manifest.json",
+            m.len() as u64,
+            mtime,
+            &mut m.as_bytes(),
+        )
+        .map_err(|e| ApiError::internal(&e))?;
+        gz.write_all(&[0u8; 1024])
             .map_err(|e| ApiError::internal(&e))?;
-        gz.write_all(&[0u8; 1024]).map_err(|e| ApiError::internal(&e))?;
         let mut inner = gz.finish().map_err(|e| ApiError::internal(&e))?;
         inner.flush().map_err(|e| ApiError::internal(&e))?;
     }
-    file.seek(SeekFrom::Start(0)).map_err(|e| ApiError::internal(&e))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| ApiError::internal(&e))?;
     Ok(file)
 }
 
 /// One ustar entry (with a PAX `path` record when the name does not fit ustar's fields).
-fn tar_entry(w: &mut dyn Write, name: &str, len: u64, mtime: u64, src: &mut dyn Read) -> std::io::Result<()> {
+fn tar_entry(
+    w: &mut dyn Write,
+    name: &str,
+    len: u64,
+    mtime: u64,
+    src: &mut dyn Read,
+) -> std::io::Result<()> {
     if name.len() > 100 {
         let record = pax_record("path", name);
         w.write_all(&header("././@PaxHeader", record.len() as u64, mtime, b'x'))?;
         w.write_all(record.as_bytes())?;
         pad(w, record.len() as u64)?;
     }
-    let short: String = name.chars().rev().take(100).collect::<Vec<_>>().into_iter().rev().collect();
-    let short = if name.len() > 100 { short.trim_start_matches('/').to_string() } else { name.to_string() };
+    let short: String = name
+        .chars()
+        .rev()
+        .take(100)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let short = if name.len() > 100 {
+        short.trim_start_matches('/').to_string()
+    } else {
+        name.to_string()
+    };
     w.write_all(&header(&short, len, mtime, b'0'))?;
     let copied = std::io::copy(&mut src.take(len), w)?;
     if copied != len {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "content is short"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "content is short",
+        ));
     }
     pad(w, len)
 }

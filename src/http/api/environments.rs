@@ -28,18 +28,66 @@ const VARS: &str = "/v1/Services/{}/Environments/{}/Variables";
 const VAR: &str = "/v1/Services/{}/Environments/{}/Variables/{}";
 
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", pattern: ENVS, handler: list },
-    Route { method: "POST", pattern: ENVS, handler: create },
-    Route { method: "GET", pattern: ENV, handler: fetch },
-    Route { method: "DELETE", pattern: ENV, handler: delete },
-    Route { method: "GET", pattern: DEPS, handler: list_deployments },
-    Route { method: "POST", pattern: DEPS, handler: create_deployment },
-    Route { method: "GET", pattern: DEP, handler: fetch_deployment },
-    Route { method: "GET", pattern: VARS, handler: list_variables },
-    Route { method: "POST", pattern: VARS, handler: create_variable },
-    Route { method: "GET", pattern: VAR, handler: fetch_variable },
-    Route { method: "POST", pattern: VAR, handler: update_variable },
-    Route { method: "DELETE", pattern: VAR, handler: delete_variable },
+    Route {
+        method: "GET",
+        pattern: ENVS,
+        handler: list,
+    },
+    Route {
+        method: "POST",
+        pattern: ENVS,
+        handler: create,
+    },
+    Route {
+        method: "GET",
+        pattern: ENV,
+        handler: fetch,
+    },
+    Route {
+        method: "DELETE",
+        pattern: ENV,
+        handler: delete,
+    },
+    Route {
+        method: "GET",
+        pattern: DEPS,
+        handler: list_deployments,
+    },
+    Route {
+        method: "POST",
+        pattern: DEPS,
+        handler: create_deployment,
+    },
+    Route {
+        method: "GET",
+        pattern: DEP,
+        handler: fetch_deployment,
+    },
+    Route {
+        method: "GET",
+        pattern: VARS,
+        handler: list_variables,
+    },
+    Route {
+        method: "POST",
+        pattern: VARS,
+        handler: create_variable,
+    },
+    Route {
+        method: "GET",
+        pattern: VAR,
+        handler: fetch_variable,
+    },
+    Route {
+        method: "POST",
+        pattern: VAR,
+        handler: update_variable,
+    },
+    Route {
+        method: "DELETE",
+        pattern: VAR,
+        handler: delete_variable,
+    },
 ];
 
 /// A Variable as Twilio spells it.
@@ -65,7 +113,11 @@ fn env_json(ctx: &Ctx<'_, '_, '_>, e: &Environment) -> Value {
 }
 
 /// The caller's service `args[0]` and its environment `args[1]` (a `ZE` SID), else 404.
-fn environment(ctx: &Ctx<'_, '_, '_>, lookup: &Lookup, args: &[String]) -> ApiResult<(Service, Environment)> {
+fn environment(
+    ctx: &Ctx<'_, '_, '_>,
+    lookup: &Lookup,
+    args: &[String],
+) -> ApiResult<(Service, Environment)> {
     let svc = service(ctx, lookup, &args[0])?;
     let sid = Sid::parse(SidKind::Environment, &args[1]).ok_or_else(|| not_found(ctx))?;
     let env = lookup
@@ -75,7 +127,11 @@ fn environment(ctx: &Ctx<'_, '_, '_>, lookup: &Lookup, args: &[String]) -> ApiRe
 }
 
 /// [`environment`] inside a write transaction.
-fn environment_in(ctx: &Ctx<'_, '_, '_>, tx: &Tx<'_>, args: &[String]) -> Result<Environment, StoreError> {
+fn environment_in(
+    ctx: &Ctx<'_, '_, '_>,
+    tx: &Tx<'_>,
+    args: &[String],
+) -> Result<Environment, StoreError> {
     let svc = service_in(ctx, tx, &args[0])?;
     let sid = Sid::parse(SidKind::Environment, &args[1]).ok_or_else(|| not_found_in_tx(ctx))?;
     tx.service_environment(&svc.sid, sid.as_str())?
@@ -168,7 +224,9 @@ fn list_variables(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
 fn create_variable(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     let form = ctx.form()?;
     let key = form.required("Key")?;
-    let value = form.get("Value").ok_or_else(|| ApiError::missing("Value"))?;
+    let value = form
+        .get("Value")
+        .ok_or_else(|| ApiError::missing("Value"))?;
     let var = ctx.store.write(|tx| {
         let env = environment_in(ctx, tx, args)?;
         tx.create_variable(&env, key, value)
@@ -177,7 +235,11 @@ fn create_variable(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
 }
 
 /// The variable `args[2]` of the environment, inside a write transaction.
-fn variable_in(ctx: &Ctx<'_, '_, '_>, tx: &Tx<'_>, args: &[String]) -> Result<Variable, StoreError> {
+fn variable_in(
+    ctx: &Ctx<'_, '_, '_>,
+    tx: &Tx<'_>,
+    args: &[String],
+) -> Result<Variable, StoreError> {
     let env = environment_in(ctx, tx, args)?;
     let sid = Sid::parse(SidKind::Variable, &args[2]).ok_or_else(|| not_found_in_tx(ctx))?;
     tx.environment_variable(&env.sid, sid.as_str())?

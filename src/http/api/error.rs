@@ -17,12 +17,21 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: u16, code: u32, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), headers: Vec::new() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
     }
 
     /// 404 / 20404 for `resource` (the path the client asked for).
     pub fn not_found(resource: &str) -> ApiError {
-        ApiError::new(404, 20404, format!("The requested resource {resource} was not found"))
+        ApiError::new(
+            404,
+            20404,
+            format!("The requested resource {resource} was not found"),
+        )
     }
 
     /// 400 / 20001: a parameter or limit problem.
@@ -32,7 +41,9 @@ impl ApiError {
 
     /// 400 / 21218-style missing parameter, as 20001 with the parameter named.
     pub fn missing(param: &str) -> ApiError {
-        ApiError::invalid(format!("Missing required parameter {param} in the post body"))
+        ApiError::invalid(format!(
+            "Missing required parameter {param} in the post body"
+        ))
     }
 
     pub fn conflict(message: impl Into<String>) -> ApiError {
@@ -40,8 +51,13 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> ApiError {
-        let mut e = ApiError::new(401, 20003, "Authentication Error - invalid username or password");
-        e.headers.push(("www-authenticate".into(), "Basic realm=\"assetd\"".into()));
+        let mut e = ApiError::new(
+            401,
+            20003,
+            "Authentication Error - invalid username or password",
+        );
+        e.headers
+            .push(("www-authenticate".into(), "Basic realm=\"assetd\"".into()));
         e
     }
 
@@ -73,7 +89,11 @@ impl ApiError {
         });
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         headers.extend(self.headers);
-        Reply { status: self.status, headers, body: Body::Bytes(body.to_string().into_bytes()) }
+        Reply {
+            status: self.status,
+            headers,
+            body: Body::Bytes(body.to_string().into_bytes()),
+        }
     }
 }
 

@@ -27,7 +27,10 @@ impl Params {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key` (also accepts the `key[]` spelling).
@@ -54,7 +57,9 @@ impl Params {
             None => Ok(None),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Some(v) => Err(ApiError::invalid(format!("{key} must be true or false, not {v:?}"))),
+            Some(v) => Err(ApiError::invalid(format!(
+                "{key} must be true or false, not {v:?}"
+            ))),
         }
     }
 
@@ -137,7 +142,9 @@ mod tests {
 
     #[test]
     fn repeated_keys_and_decoding() {
-        let p = Params::parse("AssetVersions=ZN1&AssetVersions=ZN2&FriendlyName=a+b%2Fc&Flag=TRUE&x=%zz&y=%4");
+        let p = Params::parse(
+            "AssetVersions=ZN1&AssetVersions=ZN2&FriendlyName=a+b%2Fc&Flag=TRUE&x=%zz&y=%4",
+        );
         assert_eq!(p.all("AssetVersions"), vec!["ZN1", "ZN2"]);
         assert_eq!(p.get("FriendlyName"), Some("a b/c"));
         assert_eq!(p.bool("Flag").unwrap(), Some(true));

@@ -37,7 +37,10 @@ pub fn service(base: &str, s: &Service) -> Value {
 
 /// `domain_name` is the environment label + `.` + the server's base domain.
 pub fn environment(base: &str, base_domain: &str, e: &Environment) -> Value {
-    let url = format!("{base}/v1/Services/{}/Environments/{}", e.service_sid, e.sid);
+    let url = format!(
+        "{base}/v1/Services/{}/Environments/{}",
+        e.service_sid, e.sid
+    );
     json!({
         "sid": e.sid,
         "account_sid": e.account_sid,
@@ -159,7 +162,11 @@ pub fn page(ctx: &Ctx<'_, '_, '_>, key: &str, items: Vec<(String, Value)>) -> Ap
             }
         },
     };
-    let page_index: usize = ctx.query.get("Page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let page_index: usize = ctx
+        .query
+        .get("Page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let start = match ctx.query.get("PageToken") {
         None => 0,
         Some(t) => {
@@ -173,7 +180,10 @@ pub fn page(ctx: &Ctx<'_, '_, '_>, key: &str, items: Vec<(String, Value)>) -> Ap
     let list_url = format!("{}{}", ctx.base, ctx.path);
     let first = format!("{list_url}?PageSize={size}&Page=0");
     let this = match ctx.query.get("PageToken") {
-        Some(t) => format!("{list_url}?PageSize={size}&Page={page_index}&PageToken={}", encode(t)),
+        Some(t) => format!(
+            "{list_url}?PageSize={size}&Page={page_index}&PageToken={}",
+            encode(t)
+        ),
         None => format!("{list_url}?PageSize={size}&Page={page_index}"),
     };
     let next = (end < items.len()).then(|| {

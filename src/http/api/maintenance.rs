@@ -4,7 +4,11 @@ use super::error::{ApiError, ApiResult};
 use super::{Ctx, Route, json_reply};
 use crate::http::server::Reply;
 
-pub static ROUTES: &[Route] = &[Route { method: "POST", pattern: "/v1/Retention", handler: retention }];
+pub static ROUTES: &[Route] = &[Route {
+    method: "POST",
+    pattern: "/v1/Retention",
+    handler: retention,
+}];
 
 /// Runs the retention pass now: builds never deployed and versions in no build older than
 /// `MaxAgeSeconds` (default: the server's `--retention-days`) are deleted, then unreferenced
@@ -22,7 +26,9 @@ fn retention(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
     let age = match form.get("MaxAgeSeconds") {
         None => ctx.config.retention_secs,
         Some(s) => s.parse::<u64>().map_err(|_| {
-            ApiError::invalid(format!("MaxAgeSeconds must be a whole number of seconds, not {s:?}"))
+            ApiError::invalid(format!(
+                "MaxAgeSeconds must be a whole number of seconds, not {s:?}"
+            ))
         })?,
     };
     let report = ctx.store.write(|tx| tx.retention(age))?;

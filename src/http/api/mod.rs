@@ -101,7 +101,9 @@ impl Default for Api {
 
 impl Api {
     pub fn new() -> Api {
-        Api { limiter: Limiter::new() }
+        Api {
+            limiter: Limiter::new(),
+        }
     }
 
     /// True when the path belongs to the API.
@@ -113,7 +115,13 @@ impl Api {
     }
 
     /// Answers one API request.
-    pub fn handle(&self, store: &Store, config: &AppConfig, req: &mut Request<'_>, scheme: &str) -> Reply {
+    pub fn handle(
+        &self,
+        store: &Store,
+        config: &AppConfig,
+        req: &mut Request<'_>,
+        scheme: &str,
+    ) -> Reply {
         match self.dispatch(store, config, req, scheme) {
             Ok(r) => r,
             Err(e) => e.into_reply(),
@@ -136,9 +144,7 @@ impl Api {
         let mut found = None;
         for route in ROUTES.iter().flat_map(|t| t.iter()) {
             if let Some(args) = match_pattern(route.pattern, &segments) {
-                if route.method == req.method
-                    || (route.method == "GET" && req.method == "HEAD")
-                {
+                if route.method == req.method || (route.method == "GET" && req.method == "HEAD") {
                     found = Some((route, args));
                     break;
                 }
@@ -196,7 +202,11 @@ pub fn json_reply(status: u16, value: &Value) -> Reply {
 
 /// 204 with an empty body.
 pub fn no_content() -> Reply {
-    Reply { status: 204, headers: Vec::new(), body: Body::Empty }
+    Reply {
+        status: 204,
+        headers: Vec::new(),
+        body: Body::Empty,
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,11 @@ pub struct Multipart<'a> {
 /// The boundary of a `multipart/form-data` content type, if it is one.
 pub fn boundary(content_type: &str) -> Option<String> {
     let mut parts = content_type.split(';');
-    if !parts.next()?.trim().eq_ignore_ascii_case("multipart/form-data") {
+    if !parts
+        .next()?
+        .trim()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
         return None;
     }
     for p in parts {
@@ -55,7 +59,14 @@ impl<'a> Multipart<'a> {
         let mut delimiter = b"\r\n--".to_vec();
         delimiter.extend_from_slice(boundary.as_bytes());
         // A virtual CRLF lets the first boundary match the same delimiter as the others.
-        Multipart { src, delimiter, buf: b"\r\n".to_vec(), eof: false, done: false, in_body: true }
+        Multipart {
+            src,
+            delimiter,
+            buf: b"\r\n".to_vec(),
+            eof: false,
+            done: false,
+            in_body: true,
+        }
     }
 
     fn fill(&mut self) -> ApiResult<bool> {
@@ -135,7 +146,11 @@ impl<'a> Multipart<'a> {
         let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
         self.buf.drain(..head_end + 4);
         self.in_body = true;
-        let mut part = PartHead { name: String::new(), filename: None, content_type: None };
+        let mut part = PartHead {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+        };
         for line in head.split("\r\n").map(str::trim).filter(|l| !l.is_empty()) {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
@@ -166,7 +181,9 @@ impl<'a> Multipart<'a> {
         let mut out = Vec::new();
         self.read_body(&mut |b| {
             if out.len() + b.len() > max {
-                return Err(ApiError::invalid(format!("a text part is longer than {max} bytes")));
+                return Err(ApiError::invalid(format!(
+                    "a text part is longer than {max} bytes"
+                )));
             }
             out.extend_from_slice(b);
             Ok(())
@@ -237,7 +254,13 @@ mod tests {
                 }
             }
             seen.sort();
-            assert_eq!(seen, vec![("Path".into(), "/a.mp3".into()), ("Visibility".into(), "public".into())]);
+            assert_eq!(
+                seen,
+                vec![
+                    ("Path".into(), "/a.mp3".into()),
+                    ("Visibility".into(), "public".into())
+                ]
+            );
         }
     }
 
@@ -248,7 +271,10 @@ mod tests {
         let mut m = Multipart::new(&mut src, "B");
         assert!(m.next_part().unwrap().is_some());
         assert!(m.read_body(&mut |_| Ok(())).is_err());
-        assert_eq!(boundary("multipart/form-data; boundary=\"abc\""), Some("abc".into()));
+        assert_eq!(
+            boundary("multipart/form-data; boundary=\"abc\""),
+            Some("abc".into())
+        );
         assert_eq!(boundary("text/plain"), None);
     }
 }

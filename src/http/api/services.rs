@@ -8,7 +8,7 @@
 //! * `GET /v1/Services/{Sid}`: by SID or unique name.
 //! * `POST /v1/Services/{Sid}`: `FriendlyName`, `IncludeCredentials`, `UiEditable`.
 //! * `DELETE /v1/Services/{Sid}` → 204: the service and everything under it, in one
-//!   transaction (content bytes no version uses any more are left for the blob collector).
+//!   transaction, including the content blobs that no other version still uses.
 
 use super::error::{ApiError, ApiResult};
 use super::{Ctx, Route, json, json_reply, no_content};
@@ -17,11 +17,31 @@ use crate::store::{Lookup, Service, StoreError, Tx};
 use serde_json::Value;
 
 pub static ROUTES: &[Route] = &[
-    Route { method: "GET", pattern: "/v1/Services", handler: list },
-    Route { method: "POST", pattern: "/v1/Services", handler: create },
-    Route { method: "GET", pattern: "/v1/Services/{}", handler: fetch },
-    Route { method: "POST", pattern: "/v1/Services/{}", handler: update },
-    Route { method: "DELETE", pattern: "/v1/Services/{}", handler: delete },
+    Route {
+        method: "GET",
+        pattern: "/v1/Services",
+        handler: list,
+    },
+    Route {
+        method: "POST",
+        pattern: "/v1/Services",
+        handler: create,
+    },
+    Route {
+        method: "GET",
+        pattern: "/v1/Services/{}",
+        handler: fetch,
+    },
+    Route {
+        method: "POST",
+        pattern: "/v1/Services/{}",
+        handler: update,
+    },
+    Route {
+        method: "DELETE",
+        pattern: "/v1/Services/{}",
+        handler: delete,
+    },
 ];
 
 fn list(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
@@ -43,7 +63,13 @@ fn create(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
     let ui_editable = form.bool("UiEditable")?.unwrap_or(false);
     let account = ctx.account_sid().to_string();
     let svc = ctx.store.write(|tx| {
-        tx.register_service(&account, unique_name, friendly_name, include_credentials, ui_editable)
+        tx.register_service(
+            &account,
+            unique_name,
+            friendly_name,
+            include_credentials,
+            ui_editable,
+        )
     })?;
     Ok(json_reply(201, &json::service(&ctx.base, &svc)))
 }
@@ -90,14 +116,22 @@ pub(super) fn not_found_in_tx(ctx: &Ctx<'_, '_, '_>) -> StoreError {
 }
 
 /// The caller's service named by SID or unique name, else 404.
-pub(super) fn service(ctx: &Ctx<'_, '_, '_>, lookup: &Lookup, sid_or_name: &str) -> ApiResult<Service> {
+pub(super) fn service(
+    ctx: &Ctx<'_, '_, '_>,
+    lookup: &Lookup,
+    sid_or_name: &str,
+) -> ApiResult<Service> {
     lookup
         .find_service(ctx.account_sid(), sid_or_name)?
         .ok_or_else(|| not_found(ctx))
 }
 
 /// [`service`] inside a write transaction.
-pub(super) fn service_in(ctx: &Ctx<'_, '_, '_>, tx: &Tx<'_>, sid_or_name: &str) -> Result<Service, StoreError> {
+pub(super) fn service_in(
+    ctx: &Ctx<'_, '_, '_>,
+    tx: &Tx<'_>,
+    sid_or_name: &str,
+) -> Result<Service, StoreError> {
     tx.find_service(ctx.account_sid(), sid_or_name)?
         .ok_or_else(|| not_found_in_tx(ctx))
 }
@@ -116,7 +150,11 @@ pub(super) fn paged<T>(
         .into_iter()
         .enumerate()
         .map(|(i, (k, row))| {
-            let v = if (start..end).contains(&i) { render(&row)? } else { Value::Null };
+            let v = if (start..end).contains(&i) {
+                render(&row)?
+            } else {
+                Value::Null
+            };
             Ok((k, v))
         })
         .collect::<ApiResult<Vec<_>>>()?;

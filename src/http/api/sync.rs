@@ -23,10 +23,26 @@ use serde_json::{Value, json};
 use std::io::Read;
 
 pub static ROUTES: &[Route] = &[
-    Route { method: "POST", pattern: "/v1/Services/{}/Manifests", handler: create_manifest },
-    Route { method: "POST", pattern: "/v1/Services/{}/Manifests/{}/Build", handler: build_manifest },
-    Route { method: "PUT", pattern: "/v1/Blobs/{}", handler: put_blob },
-    Route { method: "HEAD", pattern: "/v1/Blobs/{}", handler: head_blob },
+    Route {
+        method: "POST",
+        pattern: "/v1/Services/{}/Manifests",
+        handler: create_manifest,
+    },
+    Route {
+        method: "POST",
+        pattern: "/v1/Services/{}/Manifests/{}/Build",
+        handler: build_manifest,
+    },
+    Route {
+        method: "PUT",
+        pattern: "/v1/Blobs/{}",
+        handler: put_blob,
+    },
+    Route {
+        method: "HEAD",
+        pattern: "/v1/Blobs/{}",
+        handler: head_blob,
+    },
 ];
 
 /// Largest manifest body accepted.
@@ -55,7 +71,8 @@ fn read_json(ctx: &mut Ctx<'_, '_, '_>) -> ApiResult<Value> {
             "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
         )));
     }
-    serde_json::from_slice(&buf).map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(&buf)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}")))
 }
 
 /// Parses `[path, digest, size, visibility, content_type?]` rows.
@@ -153,7 +170,9 @@ fn put_blob(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     if let Some(declared) = ctx.req.body_len
         && declared != staged.size
     {
-        return Err(ApiError::invalid("the body is shorter than its Content-Length"));
+        return Err(ApiError::invalid(
+            "the body is shorter than its Content-Length",
+        ));
     }
     // SECURITY: the bytes must hash to the digest they claim; nothing is stored otherwise.
     if staged.digest != expected {
@@ -164,7 +183,9 @@ fn put_blob(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     }
     let account = ctx.account_sid().to_string();
     let put = ctx.store.write(|tx| {
-        let mut file = staged.open().map_err(|e| crate::store::StoreError::Invalid(e.message))?;
+        let mut file = staged
+            .open()
+            .map_err(|e| crate::store::StoreError::Invalid(e.message))?;
         let put = tx.put_blob(&mut file, Some(expected), None)?;
         tx.own_blob(&expected, &account)?;
         Ok(put)
@@ -195,14 +216,19 @@ fn build_manifest(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
             let lookup = ctx.store.read()?;
             let found = lookup.environments(&svc.sid)?.into_iter().find(|env| {
                 env.sid == e
-                    || env.domain_suffix.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(e))
+                    || env
+                        .domain_suffix
+                        .as_deref()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(e))
             });
             Some(found.ok_or_else(|| {
                 ApiError::not_found(&format!("/Services/{}/Environments/{e}", svc.sid))
             })?)
         }
     };
-    let result = ctx.store.write(|tx| tx.build_manifest(&svc, &args[1], env.as_ref()))?;
+    let result = ctx
+        .store
+        .write(|tx| tx.build_manifest(&svc, &args[1], env.as_ref()))?;
     Ok(json_reply(
         201,
         &json!({

@@ -28,7 +28,9 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
         let asset = lookup
             .asset(&args[1])?
             .filter(|a| a.service_sid == service.sid)
-            .ok_or_else(|| ApiError::not_found(&format!("/Services/{}/Assets/{}", args[0], args[1])))?;
+            .ok_or_else(|| {
+                ApiError::not_found(&format!("/Services/{}/Assets/{}", args[0], args[1]))
+            })?;
         (service, asset)
     };
     let content_type = ctx.req.header("content-type").unwrap_or("").to_string();
@@ -68,7 +70,8 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
     }
     let path = path.ok_or_else(|| ApiError::missing("Path"))?;
     let path = AssetPath::parse(path.trim())?;
-    let visibility = Visibility::parse(&visibility.ok_or_else(|| ApiError::missing("Visibility"))?)?;
+    let visibility =
+        Visibility::parse(&visibility.ok_or_else(|| ApiError::missing("Visibility"))?)?;
     let staged = staged.ok_or_else(|| ApiError::missing("Content"))?;
     let limit = max_bytes(visibility);
     if staged.size > limit {
@@ -87,7 +90,11 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
         _ => {
             let by_path = mime::from_path(path.as_str());
             if by_path == "application/octet-stream" {
-                filename.as_deref().map(mime::from_path).unwrap_or(by_path).to_string()
+                filename
+                    .as_deref()
+                    .map(mime::from_path)
+                    .unwrap_or(by_path)
+                    .to_string()
             } else {
                 by_path.to_string()
             }
@@ -95,7 +102,16 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
     };
     let account = ctx.account_sid().to_string();
     let version = ctx.store.write(|tx| {
-        let mut file = staged.open().map_err(|e| crate::store::StoreError::Invalid(e.message))?;
+        // The asset may have been deleted while the bytes were arriving.
+        if tx.service_asset(&asset.service_sid, &asset.sid)?.is_none() {
+            return Err(crate::store::StoreError::NotFound(format!(
+                "The requested resource /Services/{}/Assets/{} was not found",
+                asset.service_sid, asset.sid
+            )));
+        }
+        let mut file = staged
+            .open()
+            .map_err(|e| crate::store::StoreError::Invalid(e.message))?;
         tx.put_blob(&mut file, Some(staged.digest), None)?;
         tx.own_blob(&staged.digest, &account)?;
         tx.create_version(&asset, &path, visibility, &content_type, &staged.digest)
