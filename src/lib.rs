@@ -6,6 +6,7 @@
 //! the command line drives it all ([`cli`]).
 
 pub mod cli;
+pub mod client;
 pub mod compress;
 pub mod http;
 pub mod model;

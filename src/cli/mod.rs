@@ -2,7 +2,11 @@
 //! the library.
 
 mod account;
+mod deploy;
 mod import;
+mod manage;
+mod operate;
+mod remote;
 mod serve;
 mod sign;
 
@@ -20,6 +24,14 @@ struct TopLevel {
 #[argh(subcommand)]
 enum Command {
     Serve(serve::Args),
+    Deploy(deploy::Args),
+    List(manage::ListArgs),
+    Promote(manage::PromoteArgs),
+    Rollback(manage::RollbackArgs),
+    Backup(operate::BackupArgs),
+    Restore(operate::RestoreArgs),
+    Verify(operate::VerifyArgs),
+    Gc(operate::GcArgs),
     Import(import::Args),
     Account(account::Args),
     Sign(sign::Args),
@@ -33,6 +45,14 @@ pub fn run() -> CliResult {
     let top: TopLevel = argh::from_env();
     match top.command {
         Command::Serve(a) => serve::run(a),
+        Command::Deploy(a) => deploy::run(a),
+        Command::List(a) => manage::list(a),
+        Command::Promote(a) => manage::promote(a),
+        Command::Rollback(a) => manage::rollback(a),
+        Command::Backup(a) => operate::backup(a),
+        Command::Restore(a) => operate::restore(a),
+        Command::Verify(a) => operate::verify(a),
+        Command::Gc(a) => operate::gc(a),
         Command::Import(a) => import::run(a),
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),

@@ -1616,7 +1616,8 @@ struct Track {
     read_base: u64,
     unread_ticks: u32,
     injected_at: Option<Instant>,
-    cut: bool,
+    /// When the reaper shut the connection down.
+    cut_at: Option<Instant>,
     round: u64,
 }
 
@@ -1632,6 +1633,9 @@ struct Reaper {
     backoff: Duration,
     /// A descriptor kept in reserve, released to restart the accept thread when out of them.
     spare: Option<File>,
+    /// Time to the next tick: [`TICK`], longer when there are many connections and nothing
+    /// urgent, so that the scan costs a few percent of a core at most.
+    interval: Duration,
 }
 
 /// Why the reaper shuts a connection down.
@@ -1658,6 +1662,7 @@ impl Reaper {
             next_restart: Instant::now(),
             backoff: TICK,
             spare: File::open("/dev/null").ok(),
+            interval: TICK,
         }
     }
 
@@ -1668,7 +1673,7 @@ impl Reaper {
                 if self.shared.stopping() {
                     break;
                 }
-                drop(wait(&self.shared.wake, g, TICK));
+                drop(wait(&self.shared.wake, g, self.interval));
             }
             if self.shared.stopping() {
                 break;
@@ -1739,6 +1744,7 @@ impl Reaper {
             }
         }
         let conns = self.scan();
+        let leaked: HashSet<SocketAddr> = lock(&shared.leaked).iter().map(|(p, _)| *p).collect();
         let io_ms = config.io_timeout.as_millis().min(u32::MAX as u128) as u32;
         let mut cuts: Vec<(usize, Cut)> = Vec::new();
         let mut stranded: Vec<usize> = Vec::new();
@@ -1754,15 +1760,23 @@ impl Reaper {
                 read_base: if c.info.bytes_acked > 0 { app_read } else { 0 },
                 unread_ticks: 0,
                 injected_at: None,
-                cut: false,
+                cut_at: None,
                 round,
             });
             t.round = round;
-            if t.cut {
+            let flight = in_flight.get(&c.peer);
+            if let Some(cut_at) = t.cut_at {
+                // Shut down, yet still open: no tiny_http thread owns it (its own thread would
+                // have seen EOF at once), it waits in the pool queue with its descriptors.
+                if flight.is_none()
+                    && !leaked.contains(&c.peer)
+                    && now.duration_since(cut_at) >= TICK * 3
+                {
+                    stranded.push(i);
+                }
                 continue;
             }
             live += 1;
-            let flight = in_flight.get(&c.peer);
             if flight.is_some() || c.info.bytes_acked != t.acked {
                 t.last_active = now;
                 t.read_base = app_read;
@@ -1831,6 +1845,13 @@ impl Reaper {
                     t.injected_at = Some(now);
                 }
                 Some(at) if now.duration_since(at) >= TICK * 3 => {
+                    // Cut connections are not rescued by closing others: retry the injection.
+                    if t.cut_at.is_some() {
+                        if now.duration_since(at) >= TICK * 20 {
+                            t.injected_at = None;
+                        }
+                        continue;
+                    }
                     take_victim(Cut::FreeThread, &mut cuts);
                     t.injected_at = Some(now);
                 }
@@ -1889,11 +1910,24 @@ impl Reaper {
             if sys::act_checked(c.fd, c.peer, shared.ours, action, None)
                 && let Some(t) = self.tracks.get_mut(&c.peer)
             {
-                t.cut = true;
+                t.cut_at = Some(now);
+                t.injected_at = None;
             }
         }
 
         self.tracks.retain(|_, t| t.round == round);
+        let urgent = backlog > 0
+            || shared.accept_failed.load(Ordering::SeqCst)
+            || !lock(&shared.cut_queue).is_empty()
+            || self
+                .tracks
+                .values()
+                .any(|t| t.unread_ticks > 0 && t.cut_at.is_none());
+        self.interval = if urgent {
+            TICK
+        } else {
+            TICK * (conns.len() / 200).clamp(1, 5) as u32
+        };
         let present: HashMap<SocketAddr, &Conn> = conns.iter().map(|c| (c.peer, c)).collect();
         *lock(&shared.fd_hints) = conns.iter().map(|c| (c.peer, c.fd)).collect();
 
@@ -2830,6 +2864,68 @@ mod tests {
             let r = read_resp(c, false).unwrap();
             assert_eq!(r.body.len(), 8 * 1024 * 1024);
         }
+    }
+
+    #[test]
+    fn stalled_readers_and_writers_are_cut() {
+        let srv = start(|c| c.io_timeout = Duration::from_millis(500));
+        // A download whose client reads nothing: the server resets it. Watched through the
+        // client socket's TCP state, since reading would make progress.
+        let mut c = connect(srv.addr);
+        send_raw(&mut c, "GET /s/67108864 HTTP/1.1\r\nHost: t\r\n\r\n");
+        let t = Instant::now();
+        let fd = c.get_ref().as_raw_fd();
+        const TCP_CLOSE: u8 = 7;
+        while t.elapsed() < Duration::from_secs(10)
+            && sys::tcp_info(fd).is_some_and(|i| i.state != TCP_CLOSE)
+        {
+            thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "stalled download cut after {:?} (io_timeout 500 ms)",
+            t.elapsed()
+        );
+        assert_eq!(
+            sys::tcp_info(fd).map(|i| i.state),
+            Some(TCP_CLOSE),
+            "stalled download left open"
+        );
+        // An upload that stops half way.
+        let mut c = connect(srv.addr);
+        send_raw(
+            &mut c,
+            "POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n",
+        );
+        c.get_mut().write_all(&[b'u'; 10_000]).unwrap();
+        let t = Instant::now();
+        let closed = closed_within(&mut c, Duration::from_secs(5));
+        eprintln!(
+            "stalled upload cut after {:?} (io_timeout 500 ms)",
+            t.elapsed()
+        );
+        assert!(closed, "stalled upload left open");
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_are_closed() {
+        let srv = start(|c| c.max_connections = 8);
+        let mut conns = Vec::new();
+        for _ in 0..20 {
+            let mut c = connect(srv.addr);
+            assert_eq!(get(&mut c, "/x").status, 200);
+            conns.push(c);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut closed = vec![false; conns.len()];
+        while Instant::now() < deadline && closed.iter().filter(|c| !**c).count() > 8 {
+            for (c, gone) in conns.iter_mut().zip(closed.iter_mut()) {
+                *gone = *gone || closed_within(c, Duration::from_millis(1));
+            }
+        }
+        let open = closed.iter().filter(|c| !**c).count();
+        assert!(open <= 8, "{open} connections still open");
+        let mut fresh = connect(srv.addr);
+        assert_eq!(get(&mut fresh, "/fresh").status, 200);
     }
 
     #[test]

@@ -114,7 +114,20 @@ fn create_manifest(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
     let svc = service(ctx, &args[0])?;
     let body = read_json(ctx)?;
     let entries = entries(&body)?;
-    let manifest = ctx.store.write(|tx| tx.save_manifest(&svc, entries))?;
+    // DryRun=true validates and answers what is missing without storing anything.
+    let dry_run = ctx.query.bool("DryRun")?.unwrap_or(false);
+    let manifest = if dry_run {
+        crate::store::validate_entries(&entries)?;
+        crate::store::Manifest {
+            sid: String::new(),
+            account_sid: svc.account_sid.clone(),
+            service_sid: svc.sid.clone(),
+            entries,
+            date_created: 0,
+        }
+    } else {
+        ctx.store.write(|tx| tx.save_manifest(&svc, entries))?
+    };
     let digests: Vec<Digest> = manifest
         .entries
         .iter()
@@ -127,14 +140,14 @@ fn create_manifest(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
         .map(|e| e.size)
         .sum();
     Ok(json_reply(
-        201,
+        if dry_run { 200 } else { 201 },
         &json!({
-            "sid": manifest.sid,
+            "sid": (!dry_run).then_some(&manifest.sid),
             "service_sid": svc.sid,
             "files": manifest.entries.len(),
             "missing": missing.iter().map(Digest::to_hex).collect::<Vec<_>>(),
             "missing_bytes": missing_bytes,
-            "url": format!("{}/v1/Services/{}/Manifests/{}", ctx.base, svc.sid, manifest.sid),
+            "url": (!dry_run).then(|| format!("{}/v1/Services/{}/Manifests/{}", ctx.base, svc.sid, manifest.sid)),
         }),
     ))
 }

@@ -1,0 +1,403 @@
+//! `assetd deploy`: deploy a Serverless Toolkit project to a running server, sending only the
+//! bytes it does not have.
+
+use super::CliResult;
+use super::remote;
+use crate::client::Client;
+use crate::model::Visibility;
+use crate::project::{Project, ProjectFile};
+use argh::FromArgs;
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Deploy a project (assets/ or static/) to a running server: hash, upload only what is
+/// missing, build, deploy, print the URLs.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "deploy")]
+pub struct Args {
+    /// the project directory (default: the current directory)
+    #[argh(positional)]
+    dir: Option<PathBuf>,
+    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
+    #[argh(option)]
+    url: Option<String>,
+    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
+    #[argh(option)]
+    account_sid: Option<String>,
+    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
+    #[argh(option)]
+    auth_token: Option<String>,
+    /// service unique name (created when missing; default from .assetd.toml)
+    #[argh(option)]
+    service: Option<String>,
+    /// environment domain suffix (default dev; created when missing)
+    #[argh(option)]
+    environment: Option<String>,
+    /// deploy to the environment without a suffix (production)
+    #[argh(switch)]
+    production: bool,
+    /// print one JSON object instead of text
+    #[argh(switch)]
+    json: bool,
+    /// list what would change and change nothing
+    #[argh(switch)]
+    dry_run: bool,
+    /// parallel uploads (default 4)
+    #[argh(option, default = "4")]
+    jobs: usize,
+}
+
+/// `.assetd.toml` in the project directory: defaults for the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectConfig {
+    url: Option<String>,
+    service: Option<String>,
+    environment: Option<String>,
+    production: Option<bool>,
+}
+
+fn read_config(dir: &Path) -> Result<ProjectConfig, String> {
+    let path = dir.join(".assetd.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            format!(
+                "{}: {}",
+                path.display(),
+                e.to_string().lines().next().unwrap_or("")
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ProjectConfig::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Progress on stderr: a bar on a terminal, nothing otherwise (the summary follows).
+struct Progress {
+    tty: bool,
+    total_files: usize,
+    total_bytes: u64,
+    files: AtomicUsize,
+    bytes: AtomicU64,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    fn tick(&self, bytes: u64) {
+        let files = self.files.fetch_add(1, Ordering::Relaxed) + 1;
+        let done = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if !self.tty {
+            return;
+        }
+        let _guard = self.lock.lock();
+        let width = 30;
+        let filled = if self.total_bytes == 0 {
+            width
+        } else {
+            (done * width as u64 / self.total_bytes) as usize
+        };
+        eprint!(
+            "\r[{}{}] {files}/{} files, {:.1}/{:.1} MB",
+            "#".repeat(filled.min(width)),
+            " ".repeat(width - filled.min(width)),
+            self.total_files,
+            done as f64 / 1e6,
+            self.total_bytes as f64 / 1e6
+        );
+        if files == self.total_files {
+            eprintln!();
+        }
+    }
+}
+
+pub fn run(args: Args) -> CliResult {
+    let started = Instant::now();
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let config = read_config(&dir)?;
+    let service_name = args
+        .service
+        .clone()
+        .or(config.service.clone())
+        .ok_or("no service: pass --service NAME or set service = \"NAME\" in .assetd.toml")?;
+    crate::model::domain::check_service_name(&service_name)?;
+    let production = args.production || config.production.unwrap_or(false);
+    let suffix = if production {
+        None
+    } else {
+        Some(
+            args.environment
+                .clone()
+                .or(config.environment.clone())
+                .unwrap_or_else(|| "dev".into()),
+        )
+    };
+    if let Some(s) = &suffix {
+        crate::model::domain::check_suffix(s)?;
+    }
+    if args.jobs == 0 || args.jobs > 64 {
+        return Err("--jobs must be between 1 and 64".into());
+    }
+    let project = crate::project::read(&dir)?;
+    let client = remote::connect(
+        args.url.clone().or(config.url.clone()),
+        args.account_sid.clone(),
+        args.auth_token.clone(),
+    )?;
+
+    let service = match remote::find_service(&client, &service_name)? {
+        Some(s) => s,
+        None if args.dry_run => json!({"sid": null, "unique_name": service_name}),
+        None => client.post_form(
+            "/v1/Services",
+            &[
+                ("UniqueName", &service_name),
+                ("FriendlyName", &service_name),
+            ],
+        )?,
+    };
+    let service_sid = service["sid"].as_str().map(str::to_string);
+    let rows: Vec<Value> = project
+        .files
+        .iter()
+        .map(|f| {
+            json!([
+                f.path.as_str(),
+                f.digest.to_hex(),
+                f.size,
+                f.visibility.as_str(),
+                f.content_type
+            ])
+        })
+        .collect();
+
+    if args.dry_run {
+        return dry_run(&client, &args, &project, service_sid.as_deref(), &rows);
+    }
+    let service_sid = service_sid.ok_or("the server's service has no sid")?;
+    let env = remote::environment(&client, &service_sid, suffix.as_deref())?;
+    let env_sid = env["sid"]
+        .as_str()
+        .ok_or("the server's environment has no sid")?
+        .to_string();
+
+    let manifest = client.post_json(
+        &format!("/v1/Services/{service_sid}/Manifests"),
+        &json!({"files": rows}),
+    )?;
+    let manifest_sid = manifest["sid"]
+        .as_str()
+        .ok_or("the server's manifest has no sid")?
+        .to_string();
+    let missing: Vec<String> = manifest["missing"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let to_send: Vec<&ProjectFile> = missing
+        .iter()
+        .filter_map(|d| project.files.iter().find(|f| f.digest.to_hex() == *d))
+        .collect();
+    let bytes_sent = upload(
+        &client,
+        &to_send,
+        args.jobs,
+        !args.json && std::io::stderr().is_terminal(),
+    )?;
+
+    let built = client.post_form(
+        &format!("/v1/Services/{service_sid}/Manifests/{manifest_sid}/Build"),
+        &[("Environment", &env_sid)],
+    )?;
+    let build_sid = built["build_sid"].as_str().unwrap_or("").to_string();
+    wait_for_build(&client, &service_sid, &build_sid)?;
+    let env_url = remote::environment_url(&client, &env);
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let files: Vec<Value> = project
+            .files
+            .iter()
+            .map(|f| {
+                let url = (f.visibility != Visibility::Private).then(|| format!("{env_url}{}", f.path));
+                json!({"path": f.path.as_str(), "visibility": f.visibility.as_str(), "url": url, "digest": f.digest.to_hex(), "size": f.size})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "service_sid": service_sid, "environment_sid": env_sid, "build_sid": build_sid,
+                "deployment_sid": built["deployment_sid"], "unchanged": built["unchanged"],
+                "environment_url": env_url, "files": files, "new_files": to_send.len(),
+                "bytes_sent": bytes_sent, "seconds": seconds,
+            })
+        );
+        return Ok(());
+    }
+    for f in &project.files {
+        match f.visibility {
+            Visibility::Private => println!(
+                "{:<9} {}  (owner API: {}/v1/Services/{service_sid}/Builds/{build_sid}/PrivateAssets)",
+                f.visibility, f.path, client.base
+            ),
+            v => println!("{v:<9} {env_url}{}", f.path),
+        }
+    }
+    for s in &project.skipped {
+        println!("skipped   {s} (hidden file)");
+    }
+    let state = if built["unchanged"] == true {
+        "unchanged, still"
+    } else {
+        "deployed"
+    };
+    println!(
+        "{state} build {build_sid} on {env_url}: {} files, {} new, {bytes_sent} bytes sent, {seconds:.1} s",
+        project.files.len(),
+        to_send.len()
+    );
+    Ok(())
+}
+
+fn dry_run(
+    client: &Client,
+    args: &Args,
+    project: &Project,
+    service_sid: Option<&str>,
+    rows: &[Value],
+) -> CliResult {
+    let missing: Vec<String> = match service_sid {
+        Some(sid) => {
+            let m = client.post_json(
+                &format!("/v1/Services/{sid}/Manifests?DryRun=true"),
+                &json!({"files": rows}),
+            )?;
+            m["missing"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => project.files.iter().map(|f| f.digest.to_hex()).collect(),
+    };
+    let new: Vec<&ProjectFile> = project
+        .files
+        .iter()
+        .filter(|f| missing.contains(&f.digest.to_hex()))
+        .collect();
+    let bytes: u64 = new.iter().map(|f| f.size).sum();
+    if args.json {
+        let files: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
+        println!(
+            "{}",
+            json!({"dry_run": true, "service_exists": service_sid.is_some(), "upload": files, "bytes": bytes, "files": project.files.len()})
+        );
+        return Ok(());
+    }
+    if service_sid.is_none() {
+        println!(
+            "would create service {}",
+            args.service.as_deref().unwrap_or("")
+        );
+    }
+    for f in &new {
+        println!(
+            "would upload {} ({} bytes, {})",
+            f.path, f.size, f.visibility
+        );
+    }
+    println!(
+        "dry run: {} files, {} to upload ({bytes} bytes); nothing was changed",
+        project.files.len(),
+        new.len()
+    );
+    Ok(())
+}
+
+/// Uploads the files in parallel; returns the bytes sent.
+fn upload(
+    client: &Client,
+    files: &[&ProjectFile],
+    jobs: usize,
+    tty: bool,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let progress = Arc::new(Progress {
+        tty,
+        total_files: files.len(),
+        total_bytes: files.iter().map(|f| f.size).sum(),
+        files: AtomicUsize::new(0),
+        bytes: AtomicU64::new(0),
+        lock: Mutex::new(()),
+    });
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(files.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= files.len() || failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let f = files[i];
+                    let result = std::fs::read(&f.source)
+                        .map_err(|e| format!("cannot read {}: {e}", f.relative))
+                        .and_then(|bytes| {
+                            if crate::model::Digest::of(&bytes) != f.digest {
+                                return Err(format!(
+                                    "{} changed during the deploy; run it again",
+                                    f.relative
+                                ));
+                            }
+                            client
+                                .put_bytes(&format!("/v1/Blobs/{}", f.digest.to_hex()), &bytes)
+                                .map_err(|e| format!("{}: {e}", f.relative))
+                        });
+                    match result {
+                        Ok(_) => progress.tick(f.size),
+                        Err(e) => {
+                            if let Ok(mut slot) = failure.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e.into());
+    }
+    Ok(progress.bytes.load(Ordering::Relaxed))
+}
+
+/// Polls the build status (every second, up to 5 minutes) until completed or failed.
+fn wait_for_build(
+    client: &Client,
+    service_sid: &str,
+    build_sid: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let s = client.get(&format!(
+            "/v1/Services/{service_sid}/Builds/{build_sid}/Status"
+        ))?;
+        match s["status"].as_str() {
+            Some("completed") => return Ok(()),
+            Some("failed") => return Err(format!("build {build_sid} failed").into()),
+            _ if Instant::now() > deadline => {
+                return Err(format!("build {build_sid} did not complete within 5 minutes").into());
+            }
+            _ => std::thread::sleep(std::time::Duration::from_secs(1)),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! What the remote commands share: where the server is, credentials, and lookups of services
+//! and environments over the API.
+
+use crate::client::{Client, ClientError, encode};
+use serde_json::Value;
+
+/// The server URL: the flag, else `$ASSETD_URL`, else `http://127.0.0.1:8080`.
+pub fn url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("ASSETD_URL").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", super::serve::DEFAULT_PORT))
+}
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|s| !s.is_empty()))
+}
+
+/// Connects with the flags, else `ASSETD_ACCOUNT_SID`/`ASSETD_AUTH_TOKEN`, else
+/// `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`.
+pub fn connect(
+    url_flag: Option<String>,
+    sid: Option<String>,
+    token: Option<String>,
+) -> Result<Client, ClientError> {
+    let sid = sid.or_else(|| env_first(&["ASSETD_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"]));
+    let token = token.or_else(|| env_first(&["ASSETD_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"]));
+    match (sid, token) {
+        (Some(s), Some(t)) => Client::new(&url(url_flag), &s, &t),
+        _ => Err(ClientError {
+            status: None,
+            message: "no credentials: pass --account-sid and --auth-token, or set ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN (`assetd account` prints them)".into(),
+        }),
+    }
+}
+
+/// The service with this unique name or SID; `None` when it does not exist.
+pub fn find_service(c: &Client, name: &str) -> Result<Option<Value>, ClientError> {
+    match c.get(&format!("/v1/Services/{}", encode(name))) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.status == Some(404) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The service, or an error naming it.
+pub fn service(c: &Client, name: &str) -> Result<Value, ClientError> {
+    find_service(c, name)?.ok_or_else(|| ClientError {
+        status: Some(404),
+        message: format!("no service named {name} on {}", c.base),
+    })
+}
+
+/// The environment of `service_sid` with this domain suffix (`None` = production), or a
+/// `ZE…` SID.
+pub fn find_environment(
+    c: &Client,
+    service_sid: &str,
+    suffix: Option<&str>,
+) -> Result<Option<Value>, ClientError> {
+    let envs = c.list(
+        &format!("/v1/Services/{service_sid}/Environments"),
+        "environments",
+    )?;
+    Ok(envs.into_iter().find(|e| match suffix {
+        Some(s) if s.starts_with("ZE") && s.len() == 34 => e["sid"] == s,
+        Some(s) => e["domain_suffix"]
+            .as_str()
+            .is_some_and(|d| d.eq_ignore_ascii_case(s)),
+        None => e["domain_suffix"].is_null(),
+    }))
+}
+
+/// The environment, created (with the toolkit's unique name) when missing.
+pub fn environment(
+    c: &Client,
+    service_sid: &str,
+    suffix: Option<&str>,
+) -> Result<Value, ClientError> {
+    if let Some(e) = find_environment(c, service_sid, suffix)? {
+        return Ok(e);
+    }
+    let unique = crate::model::domain::environment_unique_name(suffix);
+    let mut params = vec![("UniqueName", unique.as_str())];
+    if let Some(s) = suffix {
+        params.push(("DomainSuffix", s));
+    }
+    c.post_form(&format!("/v1/Services/{service_sid}/Environments"), &params)
+}
+
+/// `http://{domain_name}[:port of the server URL]`: where an environment's assets are.
+pub fn environment_url(c: &Client, env: &Value) -> String {
+    let domain = env["domain_name"].as_str().unwrap_or("");
+    let hostport = c.base.trim_start_matches("http://");
+    let port = hostport
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(_, p)| p);
+    match port {
+        Some(p) if p != "80" => format!("http://{domain}:{p}"),
+        _ => format!("http://{domain}"),
+    }
+}

@@ -1,0 +1,270 @@
+//! A small client of assetd's management API, for the CLI: the only module that names ureq.
+//! Plain HTTP only (no TLS library in this static binary: reach a remote box over its LAN
+//! address or an SSH tunnel). Errors are one line, with the server's message when it sent one.
+
+use base64::Engine;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// An API error as one line.
+#[derive(Debug)]
+pub struct ClientError {
+    /// HTTP status, when the server answered.
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+/// A connection to one server with one set of credentials.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    /// `http://host:port`, without a trailing slash.
+    pub base: String,
+    auth: String,
+}
+
+/// Requests are retried this many times on connection errors, 429 and 5xx.
+const ATTEMPTS: u32 = 4;
+
+impl Client {
+    /// A client for `base` (`http://host[:port]`) authenticating as `user`/`password`
+    /// (an Account SID and auth token, or an API key SID and secret).
+    pub fn new(base: &str, user: &str, password: &str) -> ClientResult<Client> {
+        let base = base.trim_end_matches('/').to_string();
+        if base.starts_with("https://") {
+            return Err(ClientError {
+                status: None,
+                message: format!(
+                    "{base}: this assetd build speaks plain http:// only; use the server's http address on your network or an SSH tunnel"
+                ),
+            });
+        }
+        if !base.starts_with("http://") || base.len() <= "http://".len() {
+            return Err(ClientError {
+                status: None,
+                message: format!("--url {base:?} is not an http:// URL"),
+            });
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .max_idle_connections_per_host(16)
+            .build()
+            .into();
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        Ok(Client { agent, base, auth })
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// Sends a request (retrying transient failures) and returns (status, body bytes).
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> ClientResult<(u16, Vec<u8>)> {
+        let url = self.url(path);
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(250 << attempt));
+            }
+            let req = ureq::http::Request::builder()
+                .method(method)
+                .uri(&url)
+                .header("Authorization", &self.auth)
+                .header("Accept", "application/json");
+            let req = match content_type {
+                Some(ct) => req.header("Content-Type", ct),
+                None => req,
+            };
+            let req = req.body(body.to_vec()).map_err(|e| ClientError {
+                status: None,
+                message: format!("bad request to {url}: {e}"),
+            })?;
+            match self.agent.run(req) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let bytes = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(64 * 1024 * 1024)
+                        .read_to_vec()
+                        .map_err(|e| ClientError {
+                            status: Some(status),
+                            message: format!("{url}: {e}"),
+                        })?;
+                    if (status == 429 || status >= 500) && attempt + 1 < ATTEMPTS {
+                        last = Some(ClientError {
+                            status: Some(status),
+                            message: error_message(status, &bytes),
+                        });
+                        continue;
+                    }
+                    return Ok((status, bytes));
+                }
+                Err(e) => {
+                    last = Some(ClientError {
+                        status: None,
+                        message: format!("cannot reach {}: {e}", self.base),
+                    });
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// A JSON request; non-2xx answers become errors carrying the server's message.
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> ClientResult<Value> {
+        let (status, bytes) = self.send(method, path, content_type, body)?;
+        if !(200..300).contains(&status) {
+            return Err(ClientError {
+                status: Some(status),
+                message: error_message(status, &bytes),
+            });
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError {
+            status: Some(status),
+            message: format!("the server's answer is not JSON: {e}"),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> ClientResult<Value> {
+        self.json("GET", path, None, b"")
+    }
+
+    /// POST a form (`Key=Value&…`, repeated keys allowed).
+    pub fn post_form(&self, path: &str, params: &[(&str, &str)]) -> ClientResult<Value> {
+        let body: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.json(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded"),
+            body.join("&").as_bytes(),
+        )
+    }
+
+    pub fn post_json(&self, path: &str, value: &Value) -> ClientResult<Value> {
+        self.json(
+            "POST",
+            path,
+            Some("application/json"),
+            value.to_string().as_bytes(),
+        )
+    }
+
+    pub fn put_bytes(&self, path: &str, bytes: &[u8]) -> ClientResult<Value> {
+        self.json("PUT", path, Some("application/octet-stream"), bytes)
+    }
+
+    /// Every item of a list, following `next_page_url` to the end.
+    pub fn list(&self, path: &str, key: &str) -> ClientResult<Vec<Value>> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut next = Some(format!("{path}{sep}PageSize=1000"));
+        let mut out = Vec::new();
+        while let Some(p) = next {
+            let page = self.get(&p)?;
+            if let Some(items) = page.get(key).and_then(Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            next = page["meta"]["next_page_url"].as_str().map(str::to_string);
+        }
+        Ok(out)
+    }
+
+    /// Streams a GET's body into `out`; returns the byte count.
+    pub fn download(&self, path: &str, out: &mut dyn Write) -> ClientResult<u64> {
+        let url = self.url(path);
+        let resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &self.auth)
+            .call()
+            .map_err(|e| ClientError {
+                status: None,
+                message: format!("cannot reach {}: {e}", self.base),
+            })?;
+        let status = resp.status().as_u16();
+        let mut reader = resp.into_body().into_reader();
+        if !(200..300).contains(&status) {
+            let mut bytes = Vec::new();
+            let _ = reader.by_ref().take(64 * 1024).read_to_end(&mut bytes);
+            return Err(ClientError {
+                status: Some(status),
+                message: error_message(status, &bytes),
+            });
+        }
+        std::io::copy(&mut reader, out).map_err(|e| ClientError {
+            status: Some(status),
+            message: format!("the download from {url} broke off: {e}"),
+        })
+    }
+}
+
+/// The server's error message, or a description of the status.
+fn error_message(status: u16, body: &[u8]) -> String {
+    let server = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
+    let what = match status {
+        401 => "the server refused the credentials (check the Account SID and auth token)",
+        403 => "forbidden",
+        404 => "not found",
+        409 => "conflict",
+        413 => "too large",
+        429 => "too many requests",
+        _ => "request failed",
+    };
+    match server {
+        Some(m) => format!("{what} ({status}): {m}"),
+        None => format!("{what} ({status})"),
+    }
+}
+
+/// Percent-encodes a form component.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
