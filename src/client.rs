@@ -5,6 +5,8 @@
 use base64::Engine;
 use serde_json::Value;
 use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// An API error as one line.
@@ -32,6 +34,8 @@ pub struct Client {
     /// `http://host:port`, without a trailing slash.
     pub base: String,
     auth: String,
+    /// Bytes on the wire (request and response heads and bodies), for reports.
+    wire: Arc<AtomicU64>,
 }
 
 /// Requests are retried this many times on connection errors, 429 and 5xx.
@@ -67,7 +71,17 @@ impl Client {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
-        Ok(Client { agent, base, auth })
+        Ok(Client {
+            agent,
+            base,
+            auth,
+            wire: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Bytes sent and received so far (heads and bodies) by this client and its clones.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire.load(Ordering::Relaxed)
     }
 
     fn url(&self, path: &str) -> String {
@@ -105,9 +119,25 @@ impl Client {
                 status: None,
                 message: format!("bad request to {url}: {e}"),
             })?;
+            let head: usize = req
+                .headers()
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>()
+                + method.len()
+                + url.len()
+                + 40;
+            self.wire
+                .fetch_add((head + body.len()) as u64, Ordering::Relaxed);
             match self.agent.run(req) {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
+                    let head: usize = resp
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                        .sum::<usize>()
+                        + 20;
                     let bytes = resp
                         .body_mut()
                         .with_config()
@@ -117,6 +147,8 @@ impl Client {
                             status: Some(status),
                             message: format!("{url}: {e}"),
                         })?;
+                    self.wire
+                        .fetch_add((head + bytes.len()) as u64, Ordering::Relaxed);
                     if (status == 429 || status >= 500) && attempt + 1 < ATTEMPTS {
                         last = Some(ClientError {
                             status: Some(status),
@@ -242,7 +274,7 @@ fn error_message(status: u16, body: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
     let what = match status {
-        401 => "the server refused the credentials (check the Account SID and auth token)",
+        401 => "the server refused the credentials",
         403 => "forbidden",
         404 => "not found",
         409 => "conflict",
@@ -250,9 +282,14 @@ fn error_message(status: u16, body: &[u8]) -> String {
         429 => "too many requests",
         _ => "request failed",
     };
+    let hint = if status == 401 {
+        "; check the Account SID and auth token"
+    } else {
+        ""
+    };
     match server {
-        Some(m) => format!("{what} ({status}): {m}"),
-        None => format!("{what} ({status})"),
+        Some(m) => format!("{what} ({status}): {m}{hint}"),
+        None => format!("{what} ({status}){hint}"),
     }
 }
 

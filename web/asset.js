@@ -133,7 +133,6 @@ function renameDialog(view, row) {
   const cancel = h('button', { type: 'button', class: 'btn', onclick: () => closeFn() }, 'Cancel');
   openDialog({
     title: `Rename ${old}`,
-    label: 'rename dialog',
     actions: [cancel, submit],
     build: (_d, close) => {
       closeFn = close;
@@ -251,7 +250,7 @@ export function openAssetDialog(view, row) {
   const blobUrls = [];
   const footer = [];
   const save = h('button', { type: 'button', class: 'btn btn-primary', id: 'save-version', hidden: true }, 'Save new version');
-  footer.push(h('button', { type: 'button', class: 'btn', onclick: () => download(view, row) }, 'Download'), save);
+  footer.push(h('button', { type: 'button', class: 'btn', autofocus: v.visibility === 'private', onclick: () => download(view, row) }, 'Download'), save);
   let closeFn;
   footer.push(h('button', { type: 'button', class: 'btn', onclick: () => closeFn() }, 'Close'));
 
@@ -262,8 +261,8 @@ export function openAssetDialog(view, row) {
     h('div', {}, h('dt', {}, 'Type'), h('dd', {}, h('code', {}, row.info && row.info.type ? row.info.type : '—'))),
     h('div', {}, h('dt', {}, view.env ? `In ${envName(view.env)}` : 'Status'), h('dd', {},
       status === 'deployed' ? h('span', { class: 'ok' }, icon('check', 'st-deployed'), ' Deployed') : h('span', {}, icon('circle', 'st-changed'), ' Not deployed'))),
-    h('div', {}, h('dt', {}, 'Version'), h('dd', {}, h('code', { class: 'sid' }, v.sid))),
-    h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, formatDate(v.date_created)))));
+    h('div', { class: 'wide' }, h('dt', {}, 'Version'), h('dd', {}, h('code', { class: 'sid' }, v.sid))),
+    h('div', { class: 'wide' }, h('dt', {}, 'Updated'), h('dd', {}, formatDate(v.date_created)))));
 
   if (v.visibility === 'private') {
     sections.push(h('p', { class: 'note' }, icon('eyeoff'), ' Private assets have no URL: they answer 404 over HTTP. Your code gets them through the API (Download, or the build\'s private-asset bundle).'));
@@ -272,7 +271,7 @@ export function openAssetDialog(view, row) {
     urlInput.addEventListener('focus', () => urlInput.select());
     sections.push(h('div', { class: 'url-row' },
       field('URL', urlInput, status === 'deployed' ? null : `Not live in ${envName(view.env)} until you Deploy All.`),
-      h('button', { type: 'button', class: 'btn', id: 'copy-url', onclick: () => copyUrl(view, row) }, icon('link'), 'Copy URL')));
+      h('button', { type: 'button', class: 'btn', id: 'copy-url', autofocus: true, onclick: () => copyUrl(view, row) }, icon('link'), 'Copy URL')));
   } else {
     sections.push(h('p', { class: 'note' }, 'Create an environment to give this asset a URL.'));
   }
@@ -353,7 +352,6 @@ export function openAssetDialog(view, row) {
 
   openDialog({
     title: path,
-    label: 'asset',
     wide: true,
     actions: footer,
     build: (_d, close) => {

@@ -75,14 +75,31 @@ export function icon(name, cls = '') {
 // ---------------------------------------------------------------------------------------------
 // Toasts: a polite live region, so screen readers hear them too.
 
-/** Shows a short message; `kind` is `info`, `success` or `error`. Returns the element. */
+/** Most toasts shown at once; older ones give way. */
+const MAX_TOASTS = 3;
+
+/**
+ * Shows a short message; `kind` is `info`, `success` or `error`; `detail` is shown as code
+ * (a URL, a command). While a modal dialog is open the toast is shown inside it, since the
+ * rest of the page is inert and covered then. Returns the element.
+ */
 export function toast(message, kind = 'info', { timeout = 5000, detail = null } = {}) {
-  const region = document.getElementById('toasts');
+  const dialogs = document.querySelectorAll('dialog[open]');
+  const top = dialogs.length ? dialogs[dialogs.length - 1] : null;
+  let region = document.getElementById('toasts');
+  if (top) {
+    region = top.querySelector(':scope > .toasts');
+    if (!region) {
+      region = h('div', { class: 'toasts', 'aria-live': 'polite' });
+      top.append(region);
+    }
+  }
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' },
     h('span', { class: 'toast-text' }, message),
     detail ? h('code', { class: 'toast-detail' }, detail) : null,
     h('button', { class: 'icon-btn toast-close', type: 'button', 'aria-label': 'Dismiss', onclick: () => el.remove() }, icon('close')));
   region.append(el);
+  while (region.children.length > MAX_TOASTS) region.firstElementChild.remove();
   if (timeout) setTimeout(() => el.remove(), timeout);
   return el;
 }
@@ -94,7 +111,7 @@ export function toast(message, kind = 'info', { timeout = 5000, detail = null } 
  * Opens a modal dialog. `build(dialog, close)` returns the body content; `actions` are the
  * footer buttons. Resolves with the value passed to `close` (undefined on Escape/Cancel).
  */
-export function openDialog({ title, build, actions = [], wide = false, label = null }) {
+export function openDialog({ title, build, actions = [], wide = false }) {
   return new Promise((resolve) => {
     const titleId = uid('dlg-title');
     const dialog = h('dialog', { class: `dialog${wide ? ' dialog-wide' : ''}`, 'aria-labelledby': titleId });
@@ -105,7 +122,7 @@ export function openDialog({ title, build, actions = [], wide = false, label = n
     };
     const header = h('header', { class: 'dialog-header' },
       h('h2', { id: titleId }, title),
-      h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Close ${label || title}`, onclick: () => close(undefined) }, icon('close')));
+      h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Close dialog', onclick: () => close(undefined) }, icon('close')));
     const body = h('div', { class: 'dialog-body' });
     const footer = h('footer', { class: 'dialog-footer' });
     dialog.append(header, body, footer);
@@ -232,6 +249,8 @@ export function openMenu(button, items, { at = null, label = 'Actions' } = {}) {
   // Inside an open modal dialog, the menu must live in that dialog (the top layer).
   const host = (button && button.closest('dialog')) || document.body;
   host.append(menu);
+  // Absolute in the host's coordinates, so the menu scrolls with what it belongs to.
+  const origin = host === document.body ? { left: -window.scrollX, top: -window.scrollY } : host.getBoundingClientRect();
   const rect = at ? { left: at.x, right: at.x, bottom: at.y, top: at.y } : button.getBoundingClientRect();
   const mw = menu.offsetWidth;
   const mh = menu.offsetHeight;
@@ -239,8 +258,8 @@ export function openMenu(button, items, { at = null, label = 'Actions' } = {}) {
   left = Math.max(8, Math.min(left, window.innerWidth - mw - 8));
   let top = rect.bottom + 4;
   if (top + mh > window.innerHeight - 8) top = Math.max(8, rect.top - mh - 4);
-  menu.style.left = `${left}px`;
-  menu.style.top = `${top}px`;
+  menu.style.left = `${left - origin.left}px`;
+  menu.style.top = `${top - origin.top}px`;
   const onDocDown = (e) => {
     if (!menu.contains(e.target) && e.target !== button && !(button && button.contains(e.target))) closeOpenMenu(false);
   };
@@ -268,10 +287,6 @@ export function menuButton(content, items, { label, cls = 'btn' } = {}) {
 }
 
 window.addEventListener('resize', () => closeOpenMenu(false));
-// The menu is `position: fixed`; scrolling the page (not the menu) closes it.
-window.addEventListener('scroll', (e) => {
-  if (openMenuState && !openMenuState.menu.contains(e.target)) closeOpenMenu(false);
-}, true);
 
 // ---------------------------------------------------------------------------------------------
 // Formatting.

@@ -317,39 +317,46 @@ class ServiceView {
   async refresh() {
     const S = this.service.sid;
     let envChanged = false;
+    // Refreshes can overlap (an action's refresh while another is loading): only the newest
+    // one may render, so an older answer never overwrites a newer one.
+    this.refreshSeq = (this.refreshSeq || 0) + 1;
+    const seq = this.refreshSeq;
+    const current = () => seq === this.refreshSeq && this.alive && this.tab === 'assets';
     try {
       const [assets, env] = await Promise.all([
         this.api.assets(S),
         this.env ? this.api.environment(S, this.env.sid) : Promise.resolve(null),
       ]);
-      if (env) {
-        envChanged = !this.env || this.env.build_sid !== env.build_sid;
-        this.env = env;
-        this.envs = this.envs.map((x) => (x.sid === env.sid ? env : x));
-      }
       const versions = await pool(assets, 6, (a) => this.api.versions(S, a.sid));
       const latest = versions.map((vs) => (vs.length ? vs[vs.length - 1] : null));
       const infos = await pool(latest, 6, (v, i) => (v ? cachedInfo(this.api, S, assets[i].sid, v.sid) : null));
-      this.active = new Set();
-      this.activeAssets = new Set();
-      if (this.env && this.env.build_sid) {
-        const b = await this.getBuild(this.env.build_sid);
+      const active = new Set();
+      const activeAssets = new Set();
+      if (env && env.build_sid) {
+        const b = await this.getBuild(env.build_sid);
         for (const v of b.asset_versions) {
-          this.active.add(v.sid);
-          this.activeAssets.add(v.asset_sid);
+          active.add(v.sid);
+          activeAssets.add(v.asset_sid);
         }
       }
+      if (!current()) return;
+      if (env && this.env && env.sid === this.env.sid) {
+        envChanged = this.env.build_sid !== env.build_sid;
+        this.env = env;
+        this.envs = this.envs.map((x) => (x.sid === env.sid ? env : x));
+      }
+      this.active = active;
+      this.activeAssets = activeAssets;
       this.rows = assets.map((asset, i) => ({ asset, latest: latest[i], info: infos[i], versions: versions[i] }))
         .sort((a, b) => pathOf(a).localeCompare(pathOf(b)));
     } catch (e) {
-      if (!this.alive || this.tab !== 'assets') return;
+      if (!current()) return;
       this.list.removeAttribute('aria-busy');
       const err = errorBox();
       err.show(`Cannot load the assets: ${e.message}`);
       replace(this.list, h('li', {}, err));
       return;
     }
-    if (!this.alive || this.tab !== 'assets') return;
     if (envChanged) this.renderEnvCard();
     this.renderList();
   }
@@ -372,7 +379,17 @@ class ServiceView {
         h('p', { class: 'muted' }, 'Use Add to upload files or create a JSON, HTML or TwiML asset, or drop files here. Then Deploy All.')));
       return;
     }
+    // Keep keyboard focus on the same row's control across the re-render.
+    const active = document.activeElement;
+    const li = active && active.closest ? active.closest('.asset-row') : null;
+    const keep = li && this.list.contains(li)
+      ? { path: li.dataset.path, sel: active.classList.contains('row-menu') ? '.row-menu' : '.asset-path' }
+      : null;
     replace(this.list, this.rows.map((row) => this.renderRow(row)));
+    if (keep) {
+      const again = this.rowElement(keep.path);
+      if (again) again.querySelector(keep.sel).focus();
+    }
   }
 
   renderRow(row) {

@@ -50,6 +50,7 @@ export function openUploadDialog(view, files) {
   /** Assets this dialog created, by path (so a second file with that path adds a version). */
   const known = new Map();
   let uploading = false;
+  let uploadedAny = false;
   let controller = null;
   let closeFn;
   const err = errorBox();
@@ -188,6 +189,7 @@ export function openUploadDialog(view, files) {
         e.msg.textContent = 'Uploaded';
         e.li.classList.add('done');
         ok += 1;
+        uploadedAny = true;
       } catch (ex) {
         e.state = 'error';
         e.msg.className = 'row-msg error';
@@ -231,7 +233,7 @@ export function openUploadDialog(view, files) {
       return h('div', { class: 'upload' }, zone, list, err);
     },
   }).then(() => {
-    view.refresh();
+    if (uploadedAny) view.refresh();
   });
   if (files.length) add(files);
   else render();
@@ -251,16 +253,81 @@ const KINDS = {
   js: { label: 'JavaScript', type: 'text/javascript; charset=utf-8', path: '/script.js', template: '' },
 };
 
+/**
+ * Why `text` is not well-formed XML, or null: one root element, tags nested and closed,
+ * attributes quoted, `&` only in entity or character references. (DOMParser is not used: on
+ * bad input Chromium builds an error page with inline styles, which the console's CSP refuses.)
+ */
+export function xmlProblem(text) {
+  const stack = [];
+  let roots = 0;
+  let i = 0;
+  const name = /^[A-Za-z_:][\w.:-]*/;
+  const line = (at) => text.slice(0, at).split('\n').length;
+  while (i < text.length) {
+    const lt = text.indexOf('<', i);
+    const chunk = lt < 0 ? text.slice(i) : text.slice(i, lt);
+    const amp = chunk.search(/&(?!(?:[A-Za-z_][\w.-]*|#\d+|#x[0-9A-Fa-f]+);)/);
+    if (amp >= 0) return `a bare "&" on line ${line(i + amp)} (write &amp;)`;
+    if (chunk.trim() && !stack.length) return `text outside the root element on line ${line(i)}`;
+    if (lt < 0) break;
+    const rest = text.slice(lt);
+    let end;
+    if (rest.startsWith('<?')) {
+      end = text.indexOf('?>', lt);
+      if (end < 0) return `an unclosed "<?" on line ${line(lt)}`;
+      i = end + 2;
+      continue;
+    }
+    if (rest.startsWith('<!--')) {
+      end = text.indexOf('-->', lt);
+      if (end < 0) return `an unclosed comment on line ${line(lt)}`;
+      i = end + 3;
+      continue;
+    }
+    if (rest.startsWith('<![CDATA[')) {
+      end = text.indexOf(']]>', lt);
+      if (end < 0 || !stack.length) return `a misplaced or unclosed CDATA section on line ${line(lt)}`;
+      i = end + 3;
+      continue;
+    }
+    if (rest.startsWith('<!DOCTYPE')) {
+      end = text.indexOf('>', lt);
+      if (end < 0 || roots) return `a misplaced DOCTYPE on line ${line(lt)}`;
+      i = end + 1;
+      continue;
+    }
+    const m = rest.match(/^<(\/?)([^\s/>]*)((?:\s+[^\s=/>]+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/);
+    if (!m || !name.test(m[2]) || m[2].match(name)[0] !== m[2]) return `a malformed tag on line ${line(lt)}`;
+    const [whole, closing, tag, , selfClosing] = m;
+    if (closing) {
+      if (selfClosing) return `a malformed closing tag </${tag}> on line ${line(lt)}`;
+      const open = stack.pop();
+      if (open !== tag) return open ? `</${tag}> on line ${line(lt)} closes <${open}>` : `</${tag}> on line ${line(lt)} closes nothing`;
+    } else {
+      if (!stack.length) {
+        roots += 1;
+        if (roots > 1) return `a second root element <${tag}> on line ${line(lt)}`;
+      }
+      if (!selfClosing) stack.push(tag);
+    }
+    i = lt + whole.length;
+  }
+  if (stack.length) return `<${stack[stack.length - 1]}> is never closed`;
+  if (!roots) return 'there is no element';
+  return null;
+}
+
 /** Why `text` is not valid for `kind` (JSON and TwiML are parsed), or null. */
 function contentProblem(kind, text) {
   if (kind === 'json') {
     try { JSON.parse(text); } catch (e) { return `The content is not valid JSON: ${e.message}`; }
   }
   if (kind === 'twiml') {
-    const doc = new DOMParser().parseFromString(text, 'application/xml');
-    const bad = doc.getElementsByTagName('parsererror')[0];
-    if (bad) return `The content is not well-formed XML: ${bad.textContent.split('\n')[0] || 'parse error'}`;
-    if (doc.documentElement.nodeName !== 'Response') return 'TwiML needs a <Response> root element.';
+    const problem = xmlProblem(text);
+    if (problem) return `The content is not well-formed XML: ${problem}`;
+    const root = text.replace(/<\?[\s\S]*?\?>|<!--[\s\S]*?-->|<!DOCTYPE[^>]*>/g, '').trim().match(/^<([A-Za-z_][\w.:-]*)/);
+    if (!root || root[1] !== 'Response') return 'TwiML needs a <Response> root element.';
   }
   return null;
 }

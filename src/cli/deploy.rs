@@ -234,7 +234,7 @@ pub fn run(args: Args) -> CliResult {
                 "service_sid": service_sid, "environment_sid": env_sid, "build_sid": build_sid,
                 "deployment_sid": built["deployment_sid"], "unchanged": built["unchanged"],
                 "environment_url": env_url, "files": files, "new_files": to_send.len(),
-                "bytes_sent": bytes_sent, "seconds": seconds,
+                "bytes_sent": bytes_sent, "wire_bytes": client.wire_bytes(), "seconds": seconds,
             })
         );
         return Ok(());
@@ -257,9 +257,10 @@ pub fn run(args: Args) -> CliResult {
         "deployed"
     };
     println!(
-        "{state} build {build_sid} on {env_url}: {} files, {} new, {bytes_sent} bytes sent, {seconds:.1} s",
+        "{state} build {build_sid} on {env_url}: {} files, {} new, {bytes_sent} bytes sent ({} on the wire), {seconds:.1} s",
         project.files.len(),
-        to_send.len()
+        to_send.len(),
+        client.wire_bytes()
     );
     Ok(())
 }

@@ -23,10 +23,13 @@ pub fn connect(
     sid: Option<String>,
     token: Option<String>,
 ) -> Result<Client, ClientError> {
+    let url = url(url_flag);
+    // The URL is checked first: its error is the more useful one.
+    Client::new(&url, "", "")?;
     let sid = sid.or_else(|| env_first(&["ASSETD_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"]));
     let token = token.or_else(|| env_first(&["ASSETD_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"]));
     match (sid, token) {
-        (Some(s), Some(t)) => Client::new(&url(url_flag), &s, &t),
+        (Some(s), Some(t)) => Client::new(&url, &s, &t),
         _ => Err(ClientError {
             status: None,
             message: "no credentials: pass --account-sid and --auth-token, or set ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN (`assetd account` prints them)".into(),

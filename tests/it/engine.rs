@@ -21,10 +21,8 @@ impl LimitedServer {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let data = std::env::temp_dir().join(format!(
-            "assetd-engine-{}-{nanos}",
-            std::process::id()
-        ));
+        let data =
+            std::env::temp_dir().join(format!("assetd-engine-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&data).expect("create data directory");
         let mut child = Command::new("sh")
             .arg("-c")
@@ -107,7 +105,10 @@ fn keeps_accepting_after_file_descriptors_ran_out() {
         .take(10)
         .filter(|c| status_line(c, Duration::from_millis(500)).is_some())
         .count();
-    eprintln!("{} connections open, {answered} of the first 10 answered", conns.len());
+    eprintln!(
+        "{} connections open, {answered} of the first 10 answered",
+        conns.len()
+    );
 
     // Free the descriptors, then the server must answer a fresh request.
     drop(conns);
@@ -119,7 +120,10 @@ fn keeps_accepting_after_file_descriptors_ran_out() {
             Ok(mut s) => {
                 if send_get(&mut s) {
                     if let Some(line) = status_line(&s, Duration::from_secs(1)) {
-                        eprintln!("fresh request answered {:?} after the descriptors were freed: {line}", t.elapsed());
+                        eprintln!(
+                            "fresh request answered {:?} after the descriptors were freed: {line}",
+                            t.elapsed()
+                        );
                         break;
                     }
                     last = "no answer".into();

@@ -223,16 +223,13 @@ pub fn import(project: &Path, data: &Path, service: &str, extra: &[&str]) -> Str
 
 /// The environment host label (`svc-1234-dev`) printed in an import's output.
 pub fn label_of(import_output: &str) -> String {
-    let url = import_output
+    import_output
         .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("a URL in the import output");
-    let host = url
-        .trim_start_matches("http://")
-        .split(['/', ':'])
-        .next()
-        .unwrap();
-    host.strip_suffix(".localhost").unwrap().to_string()
+        .filter_map(|w| w.strip_prefix("http://"))
+        .filter_map(|rest| rest.split(['/', ':']).next())
+        .find_map(|host| host.strip_suffix(".localhost"))
+        .expect("an environment URL in the output")
+        .to_string()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible.

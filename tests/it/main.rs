@@ -7,4 +7,5 @@ mod api_resources;
 mod api_sync;
 mod cli;
 mod crash;
+mod deploy;
 mod serving;

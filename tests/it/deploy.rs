@@ -1,0 +1,365 @@
+//! `assetd deploy` and the operator commands against the real server.
+
+use crate::harness::*;
+use std::process::Command;
+
+struct Box_ {
+    data: tempfile::TempDir,
+    sid: String,
+    token: String,
+}
+
+fn new_box() -> Box_ {
+    let data = tempfile::tempdir().unwrap();
+    let (ok, out, _) = cli(&["account", "--data", data.path().to_str().unwrap()]);
+    assert!(ok);
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .to_string()
+    };
+    Box_ {
+        sid: get("ASSETD_ACCOUNT_SID="),
+        token: get("ASSETD_AUTH_TOKEN="),
+        data,
+    }
+}
+
+/// Runs the CLI against `srv` with the box's credentials in the environment.
+fn remote(b: &Box_, srv: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("ASSETD_URL", format!("http://{}", srv.addr))
+        .env("ASSETD_ACCOUNT_SID", &b.sid)
+        .env("ASSETD_AUTH_TOKEN", &b.token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn summary(out: &str) -> &str {
+    out.lines().last().unwrap_or("")
+}
+
+#[test]
+fn deploy_redeploy_rollback_promote_and_refusals() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &[]);
+    let p = project(&[
+        ("index.txt", b"v1 index"),
+        ("logo.png", &noise(50_000, 1)),
+        ("hold.protected.mp3", &noise(10_000, 2)),
+        ("conf.private.json", b"{}"),
+    ]);
+    let dir = p.path().to_str().unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "web"]);
+    assert!(ok, "{out}{err}");
+    assert!(summary(&out).contains("4 files, 4 new"), "{out}");
+    let label = label_of(&out);
+    assert!(label.starts_with("web-") && label.ends_with("-dev"));
+    assert!(
+        out.contains(&format!(
+            "protected http://{label}.localhost:{}/hold.mp3",
+            srv.addr.port()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("private   /conf.json  (owner API: "), "{out}");
+    let host = format!("{label}.localhost");
+    assert_eq!(srv.get(&host, "/index.txt").body, b"v1 index");
+
+    // Unchanged: nothing uploaded. One change: exactly one blob.
+    let (ok, out, _) = remote(&b, &srv, &["deploy", dir, "--service", "web"]);
+    assert!(ok);
+    assert!(
+        summary(&out).contains("4 files, 0 new, 0 bytes sent"),
+        "{out}"
+    );
+    assert!(summary(&out).starts_with("unchanged"), "{out}");
+    std::fs::write(p.path().join("assets/index.txt"), b"v2 index!").unwrap();
+    let (ok, out, _) = remote(&b, &srv, &["deploy", dir, "--service", "web", "--json"]);
+    assert!(ok);
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["new_files"], 1);
+    assert_eq!(j["bytes_sent"], 9);
+    assert_eq!(srv.get(&host, "/index.txt").body, b"v2 index!");
+
+    // Dry run: lists the change, changes nothing.
+    std::fs::write(p.path().join("assets/index.txt"), b"v3").unwrap();
+    let (ok, out, _) = remote(&b, &srv, &["deploy", dir, "--service", "web", "--dry-run"]);
+    assert!(ok);
+    assert!(
+        out.contains("would upload /index.txt (2 bytes, public)"),
+        "{out}"
+    );
+    assert_eq!(srv.get(&host, "/index.txt").body, b"v2 index!");
+    std::fs::write(p.path().join("assets/index.txt"), b"v2 index!").unwrap();
+
+    // Rollback serves the old bytes again; promote dev → prod uploads nothing.
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &["rollback", "--service", "web", "--environment", "dev"],
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(srv.get(&host, "/index.txt").body, b"v1 index");
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &[
+            "promote",
+            "--service",
+            "web",
+            "--from",
+            "dev",
+            "--to",
+            "production",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let prod = label.trim_end_matches("-dev");
+    assert_eq!(
+        srv.get(&format!("{prod}.localhost"), "/index.txt").body,
+        b"v1 index"
+    );
+    let (ok, out, _) = remote(
+        &b,
+        &srv,
+        &[
+            "promote",
+            "--service",
+            "web",
+            "--from",
+            "dev",
+            "--to",
+            "production",
+        ],
+    );
+    assert!(ok && out.contains("already active"), "{out}");
+
+    // list
+    let (ok, out, _) = remote(&b, &srv, &["list", "environments", "--service", "web"]);
+    assert!(
+        ok && out.contains("dev-environment") && out.contains("production"),
+        "{out}"
+    );
+    let (ok, out, _) = remote(&b, &srv, &["list", "services"]);
+    assert!(ok && out.contains(" web "), "{out}");
+    let (ok, _, err) = remote(&b, &srv, &["list", "things"]);
+    assert!(
+        !ok && err.contains("services, environments, builds or assets"),
+        "{err}"
+    );
+
+    // A file over its limit: non-zero exit naming the file; the environment keeps serving.
+    std::fs::write(
+        p.path().join("assets/big.private.bin"),
+        vec![0u8; 10 * 1024 * 1024 + 1],
+    )
+    .unwrap();
+    let (ok, _, err) = remote(&b, &srv, &["deploy", dir, "--service", "web"]);
+    assert!(!ok);
+    assert!(
+        err.contains("big.private.bin") && err.contains("10 MB"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(srv.get(&host, "/index.txt").body, b"v1 index");
+
+    std::fs::remove_file(p.path().join("assets/big.private.bin")).unwrap();
+    // A wrong token: a clear message.
+    let out = Command::new(BIN)
+        .args([
+            "deploy",
+            dir,
+            "--service",
+            "web",
+            "--url",
+            &format!("http://{}", srv.addr),
+        ])
+        .args(["--account-sid", &b.sid, "--auth-token", "wrong"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the credentials (401)"), "{err}");
+    let (ok, _, err) = cli(&[
+        "deploy",
+        dir,
+        "--service",
+        "web",
+        "--url",
+        "https://example.org",
+    ]);
+    assert!(!ok && err.contains("plain http://"), "{err}");
+}
+
+#[test]
+fn project_config_file_supplies_defaults() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &[]);
+    let p = project(&[("a.txt", b"a")]);
+    std::fs::write(
+        p.path().join(".assetd.toml"),
+        "service = \"conf\"\nenvironment = \"stage\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", p.path().to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(label_of(&out).ends_with("-stage"), "{out}");
+    std::fs::write(p.path().join(".assetd.toml"), "servce = \"typo\"\n").unwrap();
+    let (ok, _, err) = remote(&b, &srv, &["deploy", p.path().to_str().unwrap()]);
+    assert!(!ok && err.contains(".assetd.toml"), "{err}");
+}
+
+#[test]
+fn backup_under_load_and_deploy_restores_to_a_verified_identical_store() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &[]);
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| (format!("f{i}.bin"), noise(100_000, i + 10)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, d)| (n.as_str(), d.as_slice()))
+        .collect();
+    let p = project(&refs);
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &["deploy", p.path().to_str().unwrap(), "--service", "load"],
+    );
+    assert!(ok, "{err}");
+    let label = label_of(&out);
+    let host = format!("{label}.localhost");
+
+    // A load generator downloads while a second deploy runs and the backup is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loaders: Vec<_> = (0..3)
+        .map(|t| {
+            let (stop, host, addr) = (stop.clone(), host.clone(), srv.addr);
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 2000 {
+                    let r = get(addr, &host, &format!("/f{}.bin", (n + t) % 20));
+                    assert_eq!(r.status, 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let p2 = project(&[("other.txt", &noise(3_000_000, 77))]);
+    let deployer = {
+        let (sid, token, addr) = (b.sid.clone(), b.token.clone(), srv.addr);
+        let dir = p2.path().to_path_buf();
+        std::thread::spawn(move || {
+            Command::new(BIN)
+                .args(["deploy", dir.to_str().unwrap(), "--service", "other"])
+                .env("ASSETD_URL", format!("http://{addr}"))
+                .env("ASSETD_ACCOUNT_SID", sid)
+                .env("ASSETD_AUTH_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+    };
+    let backup_dir = tempfile::tempdir().unwrap();
+    let backup_file = backup_dir.path().join("box.backup");
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &[
+            "backup",
+            backup_file.to_str().unwrap(),
+            "--url",
+            &format!("http://{}", srv.addr),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(deployer.join().unwrap().status.success());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in loaders {
+        assert!(l.join().unwrap() > 0);
+    }
+    // Offline backup of a held directory: a clear instruction.
+    let (ok, _, err) = cli(&[
+        "backup",
+        backup_dir.path().join("x").to_str().unwrap(),
+        "--data",
+        b.data.path().to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--url"), "{err}");
+    let (ok, out, _) = remote(
+        &b,
+        &srv,
+        &["verify", "--url", &format!("http://{}", srv.addr)],
+    );
+    assert!(ok && out.contains("ok:"), "{out}");
+
+    // Restore into a fresh directory: verify passes and every asset is served with the same digest.
+    let restored = tempfile::tempdir().unwrap();
+    let rdir = restored.path().join("data");
+    let (ok, out, err) = cli(&[
+        "restore",
+        backup_file.to_str().unwrap(),
+        "--data",
+        rdir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(&[
+        "restore",
+        backup_file.to_str().unwrap(),
+        "--data",
+        rdir.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("--force"), "{err}");
+    let (ok, out, _) = cli(&["verify", "--data", rdir.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let srv2 = Server::start(&rdir, &[]);
+    for (name, bytes) in &files {
+        let r = srv2.get(&host, &format!("/{name}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("etag").unwrap(),
+            format!("\"{}\"", assetd::model::Digest::of(bytes).to_hex())
+        );
+    }
+    // A damaged backup is refused and leaves the target untouched.
+    let mut bytes = std::fs::read(&backup_file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = backup_dir.path().join("bad.backup");
+    std::fs::write(&bad, &bytes).unwrap();
+    let empty = restored.path().join("empty");
+    let (ok, _, err) = cli(&[
+        "restore",
+        bad.to_str().unwrap(),
+        "--data",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn gc_and_verify_offline() {
+    let b = new_box();
+    let p = project(&[("a.txt", b"one")]);
+    let data = b.data.path().to_str().unwrap();
+    import(p.path(), b.data.path(), "gc", &[]);
+    std::fs::write(p.path().join("assets/a.txt"), b"two").unwrap();
+    import(p.path(), b.data.path(), "gc", &[]);
+    let (ok, out, _) = cli(&["gc", "--data", data]);
+    assert!(ok);
+    assert!(out.contains("removed 0 builds"), "{out}");
+    let (ok, out, _) = cli(&["gc", "--data", data, "--max-age-days", "0"]);
+    assert!(ok, "{out}");
+    // Both builds were deployed once (rollback targets), so nothing goes.
+    assert!(out.contains("reclaimed 0 blobs"), "{out}");
+    let (ok, out, _) = cli(&["verify", "--data", data]);
+    assert!(ok && out.contains("ok: 2 blobs"), "{out}");
+}
