@@ -55,13 +55,34 @@ function urlOf(view, row) {
   return view.env ? assetUrl(view.env, pathOf(row)) : null;
 }
 
-async function copyUrl(view, row) {
+/**
+ * Confirms a copy on the button that did it ("Copied" for two seconds) and in a status
+ * region for screen readers, instead of a toast over the dialog.
+ */
+function confirmOnButton(button, status, message) {
+  const label = button.dataset.label || button.textContent;
+  button.dataset.label = label;
+  replace(button, icon('check'), 'Copied');
+  status.textContent = message;
+  clearTimeout(button.copiedTimer);
+  button.copiedTimer = setTimeout(() => {
+    button.textContent = label;
+    status.textContent = '';
+  }, 2000);
+}
+
+/** Copies the asset's URL; feedback on `button` (+ `status`) when given, else a toast. */
+async function copyUrl(view, row, button = null, status = null) {
   const url = urlOf(view, row);
   if (!url) {
     toast('Create an environment first: asset URLs belong to an environment.', 'error');
     return;
   }
   const ok = await copyText(url);
+  if (ok && button) {
+    confirmOnButton(button, status, 'Copied the URL to the clipboard.');
+    return;
+  }
   const note = view.statusOf(row) === 'deployed' ? '' : ` It is not live in ${envName(view.env)} until you Deploy All.`;
   toast(ok ? `Copied the URL.${note}` : 'Could not copy to the clipboard; copy it from here:', ok ? 'success' : 'error', { detail: url, timeout: 8000 });
 }
@@ -80,13 +101,17 @@ async function signedCommand(view, row) {
   return { command: curlCommand(url, sig), url, signature: sig };
 }
 
-async function copySignedCurl(view, row) {
+async function copySignedCurl(view, row, button = null, status = null) {
   const s = await signedCommand(view, row);
   if (s.error) {
     toast(s.error, 'error', { detail: s.command || null, timeout: 12000 });
     return;
   }
   const ok = await copyText(s.command);
+  if (ok && button) {
+    confirmOnButton(button, status, 'Copied the signed curl command to the clipboard.');
+    return;
+  }
   toast(ok ? 'Copied the signed curl command.' : 'Could not copy to the clipboard; copy it from here:', ok ? 'success' : 'error', { detail: s.command, timeout: 8000 });
 }
 
@@ -255,6 +280,8 @@ export function openAssetDialog(view, row) {
   footer.push(h('button', { type: 'button', class: 'btn', onclick: () => closeFn() }, 'Close'));
 
   const sections = [];
+  const copied = h('span', { class: 'visually-hidden', role: 'status' });
+  sections.push(copied);
   sections.push(h('dl', { class: 'facts facts-grid' },
     h('div', {}, h('dt', {}, 'Visibility'), h('dd', {}, h('span', { class: `badge vis-${v.visibility}` }, visIcon(v.visibility), v.visibility))),
     h('div', {}, h('dt', {}, 'Size'), h('dd', {}, row.info ? formatBytes(row.info.size) : '—')),
@@ -271,7 +298,7 @@ export function openAssetDialog(view, row) {
     urlInput.addEventListener('focus', () => urlInput.select());
     sections.push(h('div', { class: 'url-row' },
       field('URL', urlInput, status === 'deployed' ? null : `Not live in ${envName(view.env)} until you Deploy All.`),
-      h('button', { type: 'button', class: 'btn', id: 'copy-url', autofocus: true, onclick: () => copyUrl(view, row) }, icon('link'), 'Copy URL')));
+      h('button', { type: 'button', class: 'btn', id: 'copy-url', autofocus: true, onclick: (e) => copyUrl(view, row, e.currentTarget, copied) }, 'Copy URL')));
   } else {
     sections.push(h('p', { class: 'note' }, 'Create an environment to give this asset a URL.'));
   }
@@ -288,7 +315,7 @@ export function openAssetDialog(view, row) {
       out.value = s.command || '';
       if (s.error) msg.textContent = s.error;
     }).catch((e) => { msg.textContent = `Cannot sign: ${e.message}`; });
-    copyBtn.addEventListener('click', () => copySignedCurl(view, row));
+    copyBtn.addEventListener('click', () => copySignedCurl(view, row, copyBtn, copied));
   }
   sections.push(h('h3', { class: 'h4' }, 'Preview'), preview);
 

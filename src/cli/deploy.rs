@@ -95,11 +95,9 @@ impl Progress {
         }
         let _guard = self.lock.lock();
         let width = 30;
-        let filled = if self.total_bytes == 0 {
-            width
-        } else {
-            (done * width as u64 / self.total_bytes) as usize
-        };
+        let filled = (done * width as u64)
+            .checked_div(self.total_bytes)
+            .map_or(width, |f| f as usize);
         eprint!(
             "\r[{}{}] {files}/{} files, {:.1}/{:.1} MB",
             "#".repeat(filled.min(width)),
