@@ -6,15 +6,22 @@
 //! 1. Nagle stalls: the listener is made here with `TCP_NODELAY` (Linux copies it to accepted
 //!    sockets) and handed to tiny_http.
 //! 2. Chunked bodies without `Content-Length`: responses are written here (status line,
-//!    headers and a small body in one write); `Content-Length` is always sent.
+//!    headers and a small body in one write); `Content-Length` is always sent. Large streamed
+//!    bodies go to a bounded pool of streaming threads, so slow downloads hold no worker.
 //! 3. Stranded burst connections (its task pool queues a connection behind busy keep-alive
 //!    threads), 4. no timeouts or head limit, 5. an accept thread that dies for good: a
-//!    supervisor thread (the *reaper*) looks at the server's own sockets every 50 ms
-//!    through `/proc/self/fd`, `TCP_INFO` and the socket queues, and acts: it wakes a fresh
-//!    pool thread for a stranded connection, shuts down idle, slow and oversized connections,
-//!    and starts a new tiny_http server on the same listener when the accept thread is dead.
+//!    supervisor thread (the *reaper*) looks at the server's own sockets every 50 ms through
+//!    `/proc/self/fd`, `TCP_INFO` and the socket queues, and acts: it makes the pool start a
+//!    thread for a stranded connection (by connecting to the listener), closes idle
+//!    connections, resets slow and oversized ones, and starts a new tiny_http server on the
+//!    same listener when the accept thread is dead.
 //! 6. CVE-2026-66752 / CVE-2026-66753: request framing is checked before a request reaches the
-//!    handler, and response headers are validated before they are written.
+//!    handler (under a lock that also orders pipelined requests, see [`admit`]), and response
+//!    headers are validated before they are written.
+//!
+//! Found while containing those: requests of one connection are served one at a time (see
+//! [`Shared::take_turn`]), and requests declaring an enormous body are never dropped (see
+//! [`Shared::abandon`]).
 //!
 //! Linux only: the reaper reads `/proc/self/fd` and Linux `TCP_INFO`.
 
