@@ -5,11 +5,27 @@
 export const MB = 1024 * 1024;
 export const LIMITS = { public: 25 * MB, protected: 25 * MB, private: 10 * MB };
 
-/** The size limit of `visibility`, or a message naming it when `size` is over. */
+/**
+ * `size` next to a limit of `max` bytes: in MB with one decimal, or in bytes when that would
+ * read as the limit itself (25 MB + 1 byte is not "25.0 MB").
+ */
+export function sizeText(size, max) {
+  const mb = (size / MB).toFixed(1);
+  if (Number(mb) * MB > max) return `${mb} MB`;
+  return `${size.toLocaleString('en-US')} bytes`;
+}
+
+/** The limit `max` as people read it: `25 MB`, plus the bytes when `exact`. */
+export function limitText(max, exact = false) {
+  return exact ? `${max / MB} MB (${max.toLocaleString('en-US')} bytes)` : `${max / MB} MB`;
+}
+
+/** Null when `size` fits `visibility`'s limit, else a message naming the file and the limit. */
 export function sizeProblem(name, size, visibility) {
   const max = LIMITS[visibility];
   if (size <= max) return null;
-  return `${name} is ${(size / MB).toFixed(1)} MB; ${visibility} assets are limited to ${max / MB} MB`;
+  const text = sizeText(size, max);
+  return `${name} is ${text}; ${visibility} assets are limited to ${limitText(max, text.endsWith('bytes'))}`;
 }
 
 /** An API failure: `status` (0 when the server was not reached) and Twilio's `message`. */
@@ -22,7 +38,7 @@ export class ApiError extends Error {
   }
 }
 
-const AUTH_FAILED = 'Sign-in failed: the Account SID (or API key SID) and auth token (or secret) do not match. Check them with `assetd account` on the server.';
+const AUTH_FAILED = 'Sign-in failed: this Account SID (or API key SID) and auth token (or secret) do not match. Run "assetd account" on the server to see the main account\'s credentials.';
 
 function basic(user, secret) {
   const bytes = new TextEncoder().encode(`${user}:${secret}`);

@@ -302,12 +302,14 @@ export function formatBytes(n) {
   return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[u]}`;
 }
 
-/** An ISO date as a short local date and time. */
-export function formatDate(iso) {
+/** An ISO date as a short local date and time (with seconds when `seconds`). */
+export function formatDate(iso, seconds = false) {
   if (!iso) return '—';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return d.toLocaleString(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: seconds ? '2-digit' : undefined,
+  });
 }
 
 /** Copies text to the clipboard (the async API where allowed, else a hidden textarea). */

@@ -71,7 +71,7 @@ export async function renderHistory(panel, view) {
       const b = bySid.get(d.build_sid);
       const isLive = d.build_sid === live && !liveShown;
       if (isLive) liveShown = true;
-      const when = formatDate(d.date_created);
+      const when = formatDate(d.date_created, true);
       const action = isLive
         ? h('span', { class: 'badge badge-live' }, icon('check'), 'Live')
         : h('button', {
@@ -85,7 +85,7 @@ export async function renderHistory(panel, view) {
         h('td', { class: 'hide-sm' }, b ? `${b.asset_versions.length} asset${b.asset_versions.length === 1 ? '' : 's'}` : h('span', { class: 'muted' }, 'removed')),
         h('td', { class: 'actions' }, action));
     });
-    replace(deps, h('table', { class: 'table', id: 'deployments' },
+    replace(deps, h('table', { class: 'table table-stack', id: 'deployments' },
       h('caption', { class: 'visually-hidden' }, `Deployments to ${envName(env)}, newest first`),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Deployed'), h('th', { scope: 'col' }, 'Build'),
@@ -105,7 +105,7 @@ export async function renderHistory(panel, view) {
       h('details', {},
         h('summary', {},
           h('code', { class: 'sid' }, b.sid), ' ',
-          h('span', { class: 'muted small' }, `${formatDate(b.date_created)} · ${b.asset_versions.length} asset${b.asset_versions.length === 1 ? '' : 's'} · ${b.status}`)),
+          h('span', { class: 'muted small' }, `${formatDate(b.date_created, true)} · ${b.asset_versions.length} asset${b.asset_versions.length === 1 ? '' : 's'} · ${b.status}`)),
         h('ul', { class: 'build-paths' }, paths.map((v) => h('li', {},
           h('span', { class: `badge vis-${v.visibility}` }, visIcon(v.visibility), v.visibility), ' ', h('code', {}, v.path))))),
       isLive

@@ -2,7 +2,7 @@
 // upload, a progress bar per file) and New Asset (a small editor for JSON, HTML, TwiML, …).
 
 import { h, replace, field, errorBox, openDialog, toast, icon, formatBytes } from './dom.js';
-import { LIMITS, MB, sizeProblem } from './api.js';
+import { LIMITS, MB, sizeProblem, sizeText, limitText } from './api.js';
 import { normalizePath, pathProblem } from './urls.js';
 import { rememberInfo } from './asset.js';
 
@@ -64,7 +64,8 @@ export function openUploadDialog(view, files) {
     refused.length = 0;
     for (const file of fileList) {
       if (file.size > LIMITS.public) {
-        refused.push(`${file.name} is ${(file.size / MB).toFixed(1)} MB; assets are limited to ${LIMITS.public / MB} MB (private: ${LIMITS.private / MB} MB). It was not added.`);
+        const text = sizeText(file.size, LIMITS.public);
+        refused.push(`${file.name} is ${text}; assets are limited to ${limitText(LIMITS.public, text.endsWith('bytes'))} (private: ${limitText(LIMITS.private)}). It was not added.`);
         continue;
       }
       entries.push(makeEntry(file));

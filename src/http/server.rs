@@ -16,12 +16,12 @@
 //!    connections, resets slow and oversized ones, and starts a new tiny_http server on the
 //!    same listener when the accept thread is dead.
 //! 6. CVE-2026-66752 / CVE-2026-66753: request framing is checked before a request reaches the
-//!    handler (under a lock that also orders pipelined requests, see [`admit`]), and response
+//!    handler (under a lock that also orders pipelined requests, see `admit`), and response
 //!    headers are validated before they are written.
 //!
 //! Found while containing those: requests of one connection are served one at a time (see
-//! [`Shared::take_turn`]), and requests declaring an enormous body are never dropped (see
-//! [`Shared::abandon`]).
+//! `Shared::take_turn`), and requests declaring an enormous body are never dropped (see
+//! `Shared::abandon`).
 //!
 //! Linux only: the reaper reads `/proc/self/fd` and Linux `TCP_INFO`.
 

@@ -125,7 +125,9 @@ mod tests {
         assert!(check_content_type("audio/mpeg").is_ok());
         assert!(check_content_type("text/html; charset=utf-8").is_ok());
         assert!(check_content_type("text/html\r\nSet-Cookie: x=1").is_err());
-        assert!(check_content_type("text/html\n").is_err());
+        // Surrounding whitespace is trimmed (and the trimmed value is what gets stored).
+        assert!(check_content_type("text/html\n").is_ok());
+        assert!(check_content_type("text/html\nX: y").is_err());
         assert!(check_content_type("nonsense").is_err());
         assert!(check_content_type("a/b\u{e9}").is_err());
         assert!(check_content_type("").is_err());

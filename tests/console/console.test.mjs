@@ -156,6 +156,10 @@ async function main() {
     const shot = async (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, caret: 'initial' });
     const rows = () => page.locator('#asset-list .asset-row');
     const row = (p) => page.locator(`#asset-list .asset-row[data-path="${p}"]`);
+    const noOverflow = async (what) => {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 0, `no horizontal scrolling of ${what} at ${page.viewportSize().width} px (${overflow} px too wide)`);
+    };
     const clipboard = () => page.evaluate(() => navigator.clipboard.readText());
     const rowMenu = async (p, item) => {
       await row(p).getByRole('button', { name: `Actions for ${p}` }).click();
@@ -434,8 +438,7 @@ async function main() {
       await page.locator('#deploy-all').click();
       await page.locator('#deploy-status .alert-success').waitFor();
       await page.waitForFunction(() => [...document.querySelectorAll('#asset-list .asset-row')].every((r) => r.dataset.status === 'deployed'));
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      assert(overflow <= 0, `no horizontal scrolling at 360 px (${overflow} px too wide)`);
+      await noOverflow('assets');
       await shot('360-assets');
       await row('/secret.json').getByRole('button', { name: 'Actions for /secret.json' }).click();
       await page.screenshot({ path: path.join(SHOTS, '360-menu.png'), caret: 'initial' });
@@ -446,6 +449,7 @@ async function main() {
       await page.locator('dialog[open]').getByRole('button', { name: 'Close', exact: true }).click();
       await page.getByRole('tab', { name: 'History' }).click();
       await page.locator('#deployments').waitFor();
+      await noOverflow('history');
       await shot('360-history');
       await page.getByRole('tab', { name: 'Assets' }).click();
       await page.setViewportSize({ width: 1280, height: 860 });
@@ -470,6 +474,7 @@ async function main() {
       await page.getByRole('button', { name: 'Delete service scratch' }).waitFor({ state: 'detached' });
       assert(await page.getByRole('link', { name: 'Console test' }).count() === 1, 'the other service stays');
       await page.setViewportSize({ width: 360, height: 780 });
+      await noOverflow('services');
       await shot('360-services');
       await page.setViewportSize({ width: 1280, height: 860 });
     });

@@ -8,4 +8,5 @@ mod api_sync;
 mod cli;
 mod crash;
 mod deploy;
+mod engine;
 mod serving;
