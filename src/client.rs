@@ -293,15 +293,4 @@ fn error_message(status: u16, body: &[u8]) -> String {
     }
 }
 
-/// Percent-encodes a form component.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::model::urlencode::encode;

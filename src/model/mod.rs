@@ -9,6 +9,7 @@ pub mod path;
 pub mod project;
 pub mod sid;
 pub mod time;
+pub mod urlencode;
 pub mod visibility;
 
 pub use digest::{Digest, Hasher};

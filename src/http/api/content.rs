@@ -111,20 +111,7 @@ fn bundle(
     versions: &[AssetVersion],
     mtime: u64,
 ) -> ApiResult<std::fs::File> {
-    let dir = ctx.store.dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
-    let name: String = crate::store::random_bytes::<12>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = dir.join(format!("bundle-{name}"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| ApiError::internal(&e))?;
-    let _ = std::fs::remove_file(&path);
+    let mut file = super::staging::unlinked_temp(ctx.store, "bundle")?;
     {
         let mut gz = crate::compress::encoder(std::io::BufWriter::new(&mut file));
         let mut manifest = serde_json::Map::new();

@@ -40,20 +40,7 @@ fn main_only(ctx: &Ctx<'_, '_, '_>, what: &str) -> ApiResult<()> {
 /// The backup is written to an unlinked temporary file first, so that its length is known.
 fn backup(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
     main_only(ctx, "take a backup")?;
-    let dir = ctx.store.dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
-    let name: String = crate::store::random_bytes::<12>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = dir.join(format!("backup-{name}"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| ApiError::internal(&e))?;
-    let _ = std::fs::remove_file(&path);
+    let mut file = super::staging::unlinked_temp(ctx.store, "backup")?;
     let report = {
         let mut w = std::io::BufWriter::new(&mut file);
         let r = ctx.store.read()?.backup(&mut w)?;

@@ -101,6 +101,26 @@ impl Drop for Stager {
     }
 }
 
+/// A read-write temporary file in `DATADIR/tmp` that is already unlinked: it disappears when
+/// the handle is dropped, whatever happens to the request.
+pub fn unlinked_temp(store: &Store, prefix: &str) -> ApiResult<File> {
+    let dir = store.dir().join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
+    let name: String = crate::store::random_bytes::<12>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let path = dir.join(format!("{prefix}-{name}"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| ApiError::internal(&e))?;
+    let _ = std::fs::remove_file(&path);
+    Ok(file)
+}
+
 /// Removes staging files left by a crash (called at startup).
 pub fn clean(store: &Store) {
     if let Ok(entries) = std::fs::read_dir(store.dir().join("tmp")) {
