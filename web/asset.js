@@ -21,9 +21,26 @@ export async function cachedInfo(api, S, A, V) {
   return infoCache.get(V);
 }
 
-/** Records what an upload sent, so the list needs no HEAD for it. */
-export function rememberInfo(versionSid, size, type) {
-  infoCache.set(versionSid, Promise.resolve({ size, type }));
+/** The version this console created last, by asset SID (see [`latestVersion`]). */
+const createdHere = new Map();
+
+/** Records an uploaded version: its size and type (no HEAD needed) and that it is newest. */
+export function rememberVersion(v, size, type) {
+  infoCache.set(v.sid, Promise.resolve({ size, type }));
+  createdHere.set(v.asset_sid, v.sid);
+}
+
+/**
+ * The newest of an asset's versions (listed oldest first). Creation times have one-second
+ * resolution and the API orders versions of the same second by SID, so among versions of the
+ * latest second the one this console created last wins; otherwise the list's last one.
+ */
+export function latestVersion(versions) {
+  if (!versions.length) return null;
+  const newest = versions.reduce((max, v) => (v.date_created > max ? v.date_created : max), '');
+  const tied = versions.filter((v) => v.date_created === newest);
+  const mine = createdHere.get(tied[0].asset_sid);
+  return tied.find((v) => v.sid === mine) || tied[tied.length - 1];
 }
 
 const VIS = ['public', 'protected', 'private'];
@@ -118,7 +135,7 @@ async function copySignedCurl(view, row, button = null, status = null) {
 /** Uploads `blob` as a new version of the row's asset; returns the version. */
 async function newVersion(view, row, { path, visibility, blob, onProgress = null }) {
   const v = await view.api.uploadVersion(view.service.sid, row.asset.sid, { path, visibility, blob, filename: path.split('/').pop() || 'index' }, { onProgress });
-  rememberInfo(v.sid, blob.size, blob.type);
+  rememberVersion(v, blob.size, blob.type);
   return v;
 }
 

@@ -5,7 +5,7 @@ import { h, replace, field, errorBox, openDialog, confirmDialog, toast, icon, me
 import { ApiError, pool, sizeProblem } from './api.js';
 import { assetUrl } from './urls.js';
 import { openUploadDialog, openEditorDialog } from './upload.js';
-import { assetMenuItems, openAssetDialog, cachedInfo } from './asset.js';
+import { assetMenuItems, openAssetDialog, cachedInfo, latestVersion } from './asset.js';
 import { renderHistory } from './history.js';
 import { pathOf, envName, visIcon } from './names.js';
 
@@ -328,7 +328,7 @@ class ServiceView {
         this.env ? this.api.environment(S, this.env.sid) : Promise.resolve(null),
       ]);
       const versions = await pool(assets, 6, (a) => this.api.versions(S, a.sid));
-      const latest = versions.map((vs) => (vs.length ? vs[vs.length - 1] : null));
+      const latest = versions.map(latestVersion);
       const infos = await pool(latest, 6, (v, i) => (v ? cachedInfo(this.api, S, assets[i].sid, v.sid) : null));
       const active = new Set();
       const activeAssets = new Set();

@@ -4,7 +4,7 @@
 import { h, replace, field, errorBox, openDialog, toast, icon, formatBytes } from './dom.js';
 import { LIMITS, MB, sizeProblem, sizeText, limitText } from './api.js';
 import { normalizePath, pathProblem } from './urls.js';
-import { rememberInfo } from './asset.js';
+import { rememberVersion } from './asset.js';
 
 const VISIBILITIES = [['public', 'Public'], ['protected', 'Protected'], ['private', 'Private']];
 /** Twilio's console uploads as protected unless told otherwise. */
@@ -32,7 +32,7 @@ async function uploadOne(view, { path, visibility, blob, filename }, { onProgres
   }
   try {
     const v = await view.api.uploadVersion(S, asset.sid, { path, visibility, blob, filename }, { onProgress, signal });
-    rememberInfo(v.sid, blob.size, blob.type);
+    rememberVersion(v, blob.size, blob.type);
     return v;
   } catch (e) {
     // Leave no empty asset behind for a failed first upload.

@@ -67,7 +67,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::InUse(p) => write!(
                 f,
-                "the data directory {} is in use by another assetd process (stop `assetd serve`, or use the API)",
+                "the data directory {} is in use by another assetd process (stop `assetd serve`, or go through it: `assetd deploy`, `--url`)",
                 p.display()
             ),
             StoreError::NewerSchema { found, supported } => write!(
