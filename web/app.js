@@ -116,6 +116,7 @@ function parseHash() {
 }
 
 function route(message = null) {
+  const first = generation === 0;
   generation += 1;
   const gen = generation;
   renderAccount();
@@ -134,6 +135,8 @@ function route(message = null) {
   } else {
     renderServices(main, ctx);
   }
+  // A new view: move focus to it, so keyboard and screen-reader users start there.
+  if (!first) main.focus();
   if (message) toast(message, 'error');
 }
 

@@ -269,6 +269,12 @@ export function openMenu(button, items, { at = null, label = 'Actions' } = {}) {
   focusAt(0);
 }
 
+/** Opens the menu at `button`, or closes it when it is already open there. */
+export function toggleMenu(button, items, opts = {}) {
+  if (openMenuState && openMenuState.button === button) closeOpenMenu(true);
+  else openMenu(button, items, opts);
+}
+
 /** A button that toggles a menu built by `items()` when clicked or on ArrowDown. */
 export function menuButton(content, items, { label, cls = 'btn' } = {}) {
   const btn = h('button', { type: 'button', class: cls, 'aria-haspopup': 'menu', 'aria-expanded': 'false', 'aria-label': label || null }, content);

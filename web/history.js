@@ -72,13 +72,16 @@ export async function renderHistory(panel, view) {
       const isLive = d.build_sid === live && !liveShown;
       if (isLive) liveShown = true;
       const when = formatDate(d.date_created, true);
-      const action = isLive
-        ? h('span', { class: 'badge badge-live' }, icon('check'), 'Live')
-        : h('button', {
+      let action;
+      if (isLive) action = h('span', { class: 'badge badge-live' }, icon('check'), 'Live');
+      else if (d.build_sid === live) action = h('span', { class: 'muted small' }, 'Same build as live');
+      else {
+        action = h('button', {
           type: 'button', class: 'btn btn-small rollback',
           'aria-label': `Roll back ${envName(env)} to build ${d.build_sid} deployed ${when}`,
           onclick: (ev) => rollback(d.build_sid, ev.currentTarget),
-        }, d.build_sid === live ? 'Redeploy' : 'Roll back');
+        }, 'Roll back');
+      }
       return h('tr', { dataset: { build: d.build_sid, deployment: d.sid } },
         h('td', { class: 'nowrap' }, when),
         h('td', {}, h('code', { class: 'sid' }, d.build_sid)),

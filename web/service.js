@@ -1,7 +1,7 @@
 // One service: its environments (domain, URL, active build), the Assets pane (status per
 // asset, Add+, Deploy All) and the History tab.
 
-import { h, replace, field, errorBox, openDialog, confirmDialog, toast, icon, menuButton, formatBytes, openMenu } from './dom.js';
+import { h, replace, field, errorBox, openDialog, confirmDialog, toast, icon, menuButton, formatBytes, openMenu, toggleMenu } from './dom.js';
 import { ApiError, pool, sizeProblem } from './api.js';
 import { assetUrl } from './urls.js';
 import { openUploadDialog, openEditorDialog } from './upload.js';
@@ -129,7 +129,7 @@ class ServiceView {
         h('div', { class: 'env-pick' }, h('label', { for: 'env-select' }, 'Environment'), select),
         h('div', { class: 'env-actions' },
           newEnv,
-          h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: () => this.deleteEnv() }, 'Delete'))),
+          h('button', { type: 'button', class: 'btn btn-danger-ghost', 'aria-label': `Delete environment ${envName(e)}`, onclick: () => this.deleteEnv() }, 'Delete'))),
       h('dl', { class: 'facts' },
         h('div', {}, h('dt', {}, 'Domain'), h('dd', {}, h('code', { id: 'env-domain' }, e.domain_name))),
         h('div', {}, h('dt', {}, 'URL'), h('dd', {}, h('a', { href: url, target: '_blank', rel: 'noopener noreferrer', id: 'env-url' }, url))),
@@ -368,6 +368,10 @@ class ServiceView {
 
   renderList() {
     this.list.removeAttribute('aria-busy');
+    // "Deployed …" no longer holds once something changed since.
+    if (this.deployStatus.querySelector('.alert-success') && this.rows.some((r) => this.statusOf(r) !== 'deployed')) {
+      this.deployStatus.replaceChildren();
+    }
     this.countEl.textContent = String(this.rows.length);
     const envLabel = this.env ? envName(this.env) : 'an environment';
     replace(this.legend,
@@ -407,7 +411,7 @@ class ServiceView {
       'aria-label': `Actions for ${path}`,
     }, icon('dots'));
     const items = () => assetMenuItems(this, row);
-    menuBtn.addEventListener('click', () => openMenu(menuBtn, items(), { label: `Actions for ${path}` }));
+    menuBtn.addEventListener('click', () => toggleMenu(menuBtn, items(), { label: `Actions for ${path}` }));
     menuBtn.addEventListener('keydown', (e) => {
       if (e.key === 'ArrowDown') { e.preventDefault(); openMenu(menuBtn, items(), { label: `Actions for ${path}` }); }
     });

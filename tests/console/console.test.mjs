@@ -28,6 +28,8 @@ if (!PORT || !SID || !TOKEN) {
 }
 const BASE = `http://127.0.0.1:${PORT}`;
 const MB = 1024 * 1024;
+/** Resolved to 127.0.0.1 by Chromium only (see --host-resolver-rules below). */
+const OTHER_HOST = 'assetd-console.test';
 
 let passed = 0;
 let failed = 0;
@@ -81,10 +83,36 @@ function fetchUrl(url, headers = {}) {
   });
 }
 
+/** POST a form to the API on 127.0.0.1 with Basic auth; resolves with the parsed JSON. */
+function postForm(pathname, form, user, secret) {
+  const body = new URLSearchParams(form).toString();
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: PORT, path: pathname, method: 'POST',
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`,
+        'Content-Type': 'application/x-www-form-urlencoded',
+        'Content-Length': Buffer.byteLength(body),
+      },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode >= 300) reject(new Error(`POST ${pathname}: ${res.statusCode} ${text}`));
+        else resolve(JSON.parse(text));
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 const sign = (token, url) => createHmac('sha1', token).update(url).digest('base64');
 
 async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
+  fs.rmSync(path.join(SHOTS, 'failure.png'), { force: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'assetd-console-'));
   const files = {
     public: path.join(tmp, 'hello.txt'),
@@ -123,7 +151,10 @@ async function main() {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // A name for this machine that is not a secure context (unlike 127.0.0.1): the console
+      // reached "from another machine", over plain http.
+      `--host-resolver-rules=MAP ${OTHER_HOST} 127.0.0.1`],
     viewport: { width: 1280, height: 860 },
     acceptDownloads: true,
   });
@@ -151,7 +182,9 @@ async function main() {
     });
     page.on('pageerror', (e) => errors.push(`[${stepName}] pageerror: ${e.message}`));
     page.on('requestfailed', (r) => {
-      if (!/blob:|data:/.test(r.url())) errors.push(`request failed: ${r.url()} ${r.failure() && r.failure().errorText}`);
+      const why = r.failure() ? r.failure().errorText : '';
+      // ERR_ABORTED: a navigation (reload) cancelled the request, as browsers do.
+      if (!/^(blob|data):/.test(r.url()) && why !== 'net::ERR_ABORTED') errors.push(`[${stepName}] request failed: ${r.url()} ${why}`);
     });
     const shot = async (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true, caret: 'initial' });
     const rows = () => page.locator('#asset-list .asset-row');
@@ -400,6 +433,42 @@ async function main() {
       assert(uploads === 0, 'nothing was sent');
     });
 
+    await step('drag-and-drop an image: it uploads, previews and downloads', async () => {
+      // A 2x2 PNG, dropped on the Assets pane as a browser would.
+      const png = 'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==';
+      await page.evaluate((b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dot.png', { type: 'image/png' }));
+        const pane = document.querySelector('.assets-pane');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          pane.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }
+      }, png);
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('.upload-row[data-name="dot.png"]').waitFor();
+      await dlg.getByLabel('Visibility for dot.png').selectOption('public');
+      await dlg.getByRole('button', { name: 'Upload', exact: true }).click();
+      await page.locator('dialog[open]').waitFor({ state: 'detached' });
+      await row('/dot.png').waitFor();
+      await row('/dot.png').locator('.asset-path').click();
+      const img = page.locator('dialog[open] img.preview-img');
+      await img.waitFor();
+      await page.waitForFunction(() => document.querySelector('dialog[open] img.preview-img').naturalWidth === 2);
+      await page.locator('dialog[open]').getByRole('button', { name: 'Close', exact: true }).click();
+      const download = page.waitForEvent('download');
+      await rowMenu('/dot.png', 'Download');
+      const file = await (await download).path();
+      assert(fs.readFileSync(file).equals(Buffer.from(png, 'base64')), 'downloaded bytes match');
+      assert((await download).suggestedFilename() === 'dot.png', 'download name');
+      // Not needed later: delete it (never deployed, so no redeploy is needed).
+      await rowMenu('/dot.png', 'Delete…');
+      const confirm = page.locator('dialog[open]');
+      assert(!(await confirm.innerText()).includes('live in'), 'not live anywhere');
+      await confirm.getByRole('button', { name: 'Delete asset', exact: true }).click();
+      await row('/dot.png').waitFor({ state: 'detached' });
+    });
+
     await step('menus work from the keyboard', async () => {
       const btn = row('/secret.json').getByRole('button', { name: 'Actions for /secret.json' });
       await btn.focus();
@@ -412,6 +481,55 @@ async function main() {
       await page.keyboard.press('Escape');
       await page.locator('[role=menu]').waitFor({ state: 'detached' });
       assert(await page.evaluate(() => document.activeElement.getAttribute('aria-label')) === 'Actions for /secret.json', 'focus returns to the button');
+    });
+
+    await step('over plain http from another host: path-style URLs and the pure-JS signature', async () => {
+      const other = await context.newPage();
+      other.on('pageerror', (e) => errors.push(`[${stepName}] pageerror: ${e.message}`));
+      other.on('console', (m) => { if (m.type() === 'error') errors.push(`[${stepName}] console.error: ${m.text()}`); });
+      try {
+        const origin = `http://${OTHER_HOST}:${PORT}`;
+        await other.goto(`${origin}/`);
+        assert(await other.evaluate(() => window.isSecureContext) === false, 'not a secure context');
+        await other.getByLabel('Account SID or API key SID').fill(SID);
+        await other.getByLabel('Auth token or API key secret').fill(TOKEN);
+        await other.getByRole('button', { name: 'Sign in' }).click();
+        await other.getByRole('link', { name: 'Console test' }).click();
+        await other.locator('#asset-list .asset-row[data-path="/secret.json"] .asset-path').click();
+        await other.waitForFunction(() => document.querySelector('#signed-curl')?.value.startsWith('curl '));
+        const text = await other.locator('dialog[open]').innerText();
+        assert(/built-in HMAC-SHA1/.test(text), 'the pure-JS HMAC was used');
+        const cmd = await other.locator('#signed-curl').inputValue();
+        const m = cmd.match(/^curl -H 'X-Twilio-Signature: ([A-Za-z0-9+/=]+)' '([^']+)'$/);
+        assert(m && m[2].startsWith(`${origin}/e/console-test-`) && m[2].endsWith('-dev/secret.json'), `path-style URL: ${cmd}`);
+        assert(m[1] === sign(TOKEN, m[2]), 'pure-JS signature equals Node\'s');
+        assert((await fetchUrl(m[2])).status === 403, 'path-style unsigned is 403');
+        const res = await fetchUrl(m[2], { 'X-Twilio-Signature': m[1] });
+        assert(res.status === 200 && res.body.includes('only with a signature'), `path-style signed GET ${res.status}`);
+        await other.screenshot({ path: path.join(SHOTS, '1280-asset-plain-http.png'), caret: 'initial' });
+      } finally {
+        await other.close();
+      }
+    });
+
+    await step('signed in with an API key: signing explains what to run instead', async () => {
+      const key = await postForm(`/2010-04-01/Accounts/${SID}/Keys.json`, { FriendlyName: 'console test' }, SID, TOKEN);
+      assert(/^SK/.test(key.sid) && key.secret, 'API key created');
+      const other = await context.newPage();
+      other.on('pageerror', (e) => errors.push(`[${stepName}] pageerror: ${e.message}`));
+      try {
+        await other.goto(`${BASE}/`);
+        await other.getByLabel('Account SID or API key SID').fill(key.sid);
+        await other.getByLabel('Auth token or API key secret').fill(key.secret);
+        await other.getByRole('button', { name: 'Sign in' }).click();
+        await other.getByRole('link', { name: 'Console test' }).click();
+        await other.locator('#asset-list .asset-row[data-path="/secret.json"] .asset-path').click();
+        const dlg = other.locator('dialog[open]');
+        await dlg.getByText('this session uses an API key').waitFor();
+        assert((await dlg.locator('#signed-curl').inputValue()).startsWith("assetd sign 'http://"), 'the assetd sign command is offered');
+      } finally {
+        await other.close();
+      }
     });
 
     await step('rename and change visibility from the context menu', async () => {
@@ -431,6 +549,34 @@ async function main() {
       await dlg.getByRole('button', { name: 'Delete asset', exact: true }).click();
       await row('/config.json').waitFor({ state: 'detached' });
       assert(await rows().count() === 3, 'three assets left');
+    });
+
+    await step('Deploy All shows the API\'s error inline, naming the file', async () => {
+      // Another client gives a second asset a version with the path /hello.txt: a build may
+      // hold one version per path, so the API refuses it and says which path.
+      const auth = { Authorization: `Basic ${Buffer.from(`${SID}:${TOKEN}`).toString('base64')}` };
+      const svc = page.url().match(/ZS[0-9a-f]{32}/)[0];
+      const asset = await postForm(`/v1/Services/${svc}/Assets`, { FriendlyName: '/copy-of-hello' }, SID, TOKEN);
+      const form = new FormData();
+      form.append('Path', '/hello.txt');
+      form.append('Visibility', 'public');
+      form.append('Content', new Blob(['copy\n'], { type: 'text/plain' }), 'hello.txt');
+      const res = await fetch(`${BASE}/v1/Services/${svc}/Assets/${asset.sid}/Versions`, { method: 'POST', headers: auth, body: form });
+      assert(res.status === 201, `version created: ${res.status}`);
+      await page.reload();
+      await page.waitForFunction(() => document.querySelectorAll('#asset-list .asset-row[data-path="/hello.txt"]').length === 2);
+      allowed = ['status of 400'];
+      await page.locator('#deploy-all').click();
+      const alert = page.locator('#deploy-status .alert-error');
+      await alert.waitFor();
+      const text = await alert.innerText();
+      assert(/Deploy failed/.test(text) && /\/hello\.txt/.test(text) && /twice/.test(text), `inline error: ${text}`);
+      allowed = [];
+      await shot('1280-deploy-error');
+      const del = await fetch(`${BASE}/v1/Services/${svc}/Assets/${asset.sid}`, { method: 'DELETE', headers: auth });
+      assert(del.status === 204, 'cleanup');
+      await page.reload();
+      await page.waitForFunction(() => document.querySelectorAll('#asset-list .asset-row[data-path="/hello.txt"]').length === 1);
     });
 
     await step('screenshots at 360 px', async () => {
@@ -472,7 +618,8 @@ async function main() {
       await page.getByRole('button', { name: 'Delete service scratch' }).click();
       await page.locator('dialog[open]').getByRole('button', { name: 'Delete service', exact: true }).click();
       await page.getByRole('button', { name: 'Delete service scratch' }).waitFor({ state: 'detached' });
-      assert(await page.getByRole('link', { name: 'Console test' }).count() === 1, 'the other service stays');
+      await page.getByRole('link', { name: 'Console test' }).waitFor();
+      assert(await page.getByRole('button', { name: 'Delete service scratch' }).count() === 0, 'scratch is gone');
       await page.setViewportSize({ width: 360, height: 780 });
       await noOverflow('services');
       await shot('360-services');

@@ -6,6 +6,7 @@ mod api_accounts;
 mod api_resources;
 mod api_sync;
 mod cli;
+mod console;
 mod crash;
 mod deploy;
 mod engine;

@@ -1,0 +1,136 @@
+//! The web console in a real browser: starts `assetd serve` and runs
+//! `tests/console/console.test.mjs` (playwright-core driving Debian's `/usr/bin/chromium`)
+//! against it. The script signs in, creates a service and a `dev` environment, uploads
+//! public, protected and private files, deploys, checks the URLs it copies (200 / 403 then 200
+//! signed / 404), edits, rolls back, refuses a file over 25 MB, and fails on any browser
+//! console error. Screenshots go to `target/console-screenshots` (or `$SCREENSHOT_DIR`).
+//!
+//! Needs node, `tests/console/node_modules` (`tests/console/install.sh` installs it and
+//! Chromium). Without them this test FAILS, unless `ASSETD_SKIP_BROWSER=1` is set, which skips
+//! it (for machines that cannot run a browser).
+
+use crate::harness::{Server, cli};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The browser test may take this long before it is killed.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn console_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("console")
+}
+
+/// Why the browser test cannot run here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    let node = Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Some("node is not installed".into());
+    }
+    if !console_dir()
+        .join("node_modules")
+        .join("playwright-core")
+        .is_dir()
+    {
+        return Some("tests/console/node_modules/playwright-core is missing".into());
+    }
+    if !Path::new(CHROMIUM).exists() {
+        return Some(format!("{CHROMIUM} is missing"));
+    }
+    None
+}
+
+/// `KEY=value` from `assetd account` output.
+fn value_of(output: &str, key: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {output:?}"))
+        .to_string()
+}
+
+#[test]
+fn console_in_a_browser() {
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var("ASSETD_SKIP_BROWSER").as_deref() == Ok("1") {
+            eprintln!("console browser test skipped (ASSETD_SKIP_BROWSER=1): {why}");
+            return;
+        }
+        panic!(
+            "the console browser test cannot run: {why}. Run tests/console/install.sh, or set ASSETD_SKIP_BROWSER=1 to skip it"
+        );
+    }
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let (ok, out, err) = cli(&["account", "--data", dir]);
+    assert!(ok, "assetd account failed: {out}\n{err}");
+    let sid = value_of(&out, "ASSETD_ACCOUNT_SID");
+    let token = value_of(&out, "ASSETD_AUTH_TOKEN");
+    let server = Server::start(data.path(), &[]);
+    let shots = std::env::var_os("SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("console-screenshots")
+        });
+
+    let mut child = Command::new("node")
+        .arg("console.test.mjs")
+        .current_dir(console_dir())
+        .env("PORT", server.addr.port().to_string())
+        .env("ACCOUNT_SID", &sid)
+        .env("AUTH_TOKEN", &token)
+        .env("SCREENSHOT_DIR", &shots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start node");
+    // Drain both pipes while waiting, so a chatty run never blocks on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break Some(status);
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    println!("{out}");
+    eprintln!("{err}");
+    let status = status
+        .unwrap_or_else(|| panic!("the browser test ran longer than {TIMEOUT:?}:\n{out}\n{err}"));
+    assert!(
+        status.success(),
+        "the browser test failed ({status}):\n{out}\n{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("console: ") && l.ends_with(" passed, 0 failed")),
+        "no passing summary line:\n{out}"
+    );
+    drop(server);
+}
