@@ -14,14 +14,16 @@
 //!    `/proc/self/fd`, `TCP_INFO` and the socket queues, and acts: it makes the pool start a
 //!    thread for a stranded connection (by connecting to the listener), closes idle
 //!    connections, resets slow and oversized ones, and starts a new tiny_http server on the
-//!    same listener when the accept thread is dead.
+//!    same listener when the accept thread is dead. A connection with a request anywhere in
+//!    the engine (queued, in a handler, waiting for or in a streaming thread) is never idle:
+//!    only a stall ends it (see `Shared::pending` and `Shared::intake`).
 //! 6. CVE-2026-66752 / CVE-2026-66753: request framing is checked before a request reaches the
 //!    handler (under a lock that also orders pipelined requests, see `admit`), and response
 //!    headers are validated before they are written.
 //!
 //! Found while containing those: requests of one connection are served one at a time (see
-//! `Shared::take_turn`), and requests declaring an enormous body are never dropped (see
-//! `Shared::abandon`).
+//! `Shared::take_turn`), requests declaring an enormous body are never dropped (see
+//! `Shared::abandon`), and a connection queues little unsent data (see `NOTSENT_LOWAT`).
 //!
 //! Linux only: the reaper reads `/proc/self/fd` and Linux `TCP_INFO`.
 
@@ -32,7 +34,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -174,11 +176,10 @@ impl Server {
             pop_lock: Mutex::new(()),
             epoch: AtomicU64::new(0),
             servers: Mutex::new(vec![first]),
-            orphans: Mutex::new(Vec::new()),
             accept_failed: AtomicBool::new(false),
-            handler: OnceLock::new(),
             slots: Mutex::new(Vec::new()),
             busy: AtomicUsize::new(0),
+            pending: Mutex::new(HashMap::new()),
             workers_alive: AtomicUsize::new(0),
             turns: Mutex::new(HashMap::new()),
             ready: Mutex::new(VecDeque::new()),
@@ -218,10 +219,6 @@ impl Server {
     /// answered 503 and every remaining connection is closed.
     pub fn run(mut self, handler: Arc<dyn Handler>) -> io::Result<()> {
         let shared = self.shared.clone();
-        let _ = shared.handler.set(handler.clone());
-        for old in std::mem::take(&mut *lock(&shared.orphans)) {
-            spawn_old_server_worker(&shared, old, handler.clone());
-        }
         let workers = shared.config.workers.max(1);
         for i in 0..workers {
             let (s, h) = (shared.clone(), handler.clone());
@@ -274,9 +271,9 @@ impl Server {
         // dropped request with a 500 through the same ordered writer). Drop them on a thread
         // of their own.
         let mut waiting: Vec<tiny_http::Request> =
-            lock(&shared.ready).drain(..).map(|(rq, _)| rq).collect();
+            lock(&shared.ready).drain(..).map(|(rq, ..)| rq).collect();
         for (_, q) in lock(&shared.turns).drain() {
-            waiting.extend(q.into_iter().map(|(rq, _)| rq));
+            waiting.extend(q.into_iter().map(|(rq, ..)| rq));
         }
         waiting.append(&mut stuck);
         if !waiting.is_empty() {
@@ -305,6 +302,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const INLINE_BODY: usize = 64 * 1024;
 /// Copy buffer for streamed bodies.
 const CHUNK: usize = 64 * 1024;
+/// Most bytes of a response a connection queues in the kernel unsent (`TCP_NOTSENT_LOWAT`; the
+/// bytes in flight are not limited, so neither is throughput on long paths). Without it the
+/// send buffers autotune to 4 MiB of unsent data each, and a client reading many downloads in
+/// one loop (wrk, a proxy) starved some of them for seconds: each download has a thread that
+/// refills its socket the moment the client reads from it. 10 MiB bodies under
+/// `wrk -c32`: p99 1.8-3.1 s without, 0.3-0.6 s with.
+const NOTSENT_LOWAT: u32 = 64 * 1024;
 /// Streamed bodies larger than this go to a streaming thread, not a handler worker.
 const STREAM_HANDOFF: u64 = 256 * 1024;
 /// Most streaming threads; past it the worker streams the body itself.
@@ -317,6 +321,13 @@ const DRAIN_MAX: u64 = 64 * 1024;
 const HEAD_SLACK: u64 = 8 * 1024;
 /// The accept queue may stay non-empty this long before the accept thread counts as dead.
 const BACKLOG_STUCK: Duration = Duration::from_millis(300);
+/// A connection is closed to free a thread or descriptors, or for being one too many, only
+/// after this long quiet: no request anywhere in the engine (see `Shared::pending`), nothing
+/// unread or unsent, no byte received or acknowledged. Long enough that a request tiny_http
+/// has read but not yet put in its queue (the one stage the engine cannot see) has reached the
+/// engine before its connection qualifies, and that a client which just connected has sent its
+/// first request.
+const VICTIM_QUIET: Duration = Duration::from_secs(1);
 /// Ticks an accepted connection's data may stay unread before it counts as stranded.
 const STRANDED_TICKS: u32 = 2;
 /// Most pool threads the reaper asks tiny_http for in one tick.
@@ -325,13 +336,15 @@ const MAX_INJECT_PER_TICK: usize = 64;
 // ---------------------------------------------------------------------------------------------
 // Listener and tiny_http servers
 
-/// The listening socket: `SO_REUSEADDR`, `TCP_NODELAY` (inherited by accepted sockets on
-/// Linux), backlog 1024.
+/// The listening socket: `SO_REUSEADDR`, `TCP_NODELAY` and `TCP_NOTSENT_LOWAT` (both
+/// inherited by accepted sockets on Linux), backlog 1024.
 fn make_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
+    // Best effort: it only bounds how much unsent data a connection queues.
+    let _ = sys::set_notsent_lowat(socket.as_raw_fd(), NOTSENT_LOWAT);
     // SECURITY: never SO_RCVTIMEO on the listener: a timed-out accept() ends tiny_http's
     // accept thread for good.
     socket.bind(&addr.into())?;
@@ -409,14 +422,16 @@ struct Shared {
     /// Every tiny_http server started. Never dropped while running: dropping one makes it
     /// connect to the shared listener.
     servers: Mutex<Vec<Arc<tiny_http::Server>>>,
-    /// Replaced servers waiting for `run` to give them a worker.
-    orphans: Mutex<Vec<Arc<tiny_http::Server>>>,
     accept_failed: AtomicBool,
-    handler: OnceLock<Arc<dyn Handler>>,
     /// What each worker and streaming thread is doing, for the reaper.
     slots: Mutex<Vec<Arc<Slot>>>,
     /// Requests received and not yet fully answered.
     busy: AtomicUsize,
+    /// Requests of each connection in the engine's hands, from the moment they are taken off
+    /// tiny_http's queue (see [`admit`]) until their response is written or they are dropped:
+    /// waiting for their turn or a worker, in a handler, waiting for or in a streaming thread.
+    /// The reaper never closes such a connection as idle (see [`Pending`]).
+    pending: Mutex<HashMap<SocketAddr, u32>>,
     workers_alive: AtomicUsize,
     /// Connections with a request in progress, each with its later (pipelined) requests
     /// waiting for their turn (see [`Shared::take_turn`]).
@@ -482,10 +497,7 @@ impl Shared {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.accept_failed.store(false, Ordering::SeqCst);
         // The old server's connections still deliver requests to its queue.
-        match self.handler.get() {
-            Some(h) => spawn_old_server_worker(self, old, h.clone()),
-            None => lock(&self.orphans).push(old),
-        }
+        spawn_old_server_worker(self, old);
         Ok(())
     }
 
@@ -590,10 +602,53 @@ impl Shared {
             }
         };
         if let Some(next) = next {
-            lock(&self.ready).push_back(next);
-            self.ready_len.fetch_add(1, Ordering::SeqCst);
-            // Wake a worker waiting on tiny_http's queue.
-            lock(&self.primary).clone().unblock();
+            self.push_ready(next);
+        }
+    }
+
+    /// Queues a request whose turn has come for the next free worker, and wakes a worker
+    /// waiting on tiny_http's queue.
+    fn push_ready(&self, item: Admitted) {
+        lock(&self.ready).push_back(item);
+        self.ready_len.fetch_add(1, Ordering::SeqCst);
+        lock(&self.primary).clone().unblock();
+    }
+
+    /// Takes the requests waiting in the primary tiny_http server's queue into the engine's own
+    /// queues, so that they count as [`Shared::pending`]: with every worker busy (handlers, or
+    /// bodies streamed by the workers themselves), a request could otherwise wait there unseen
+    /// for as long as the slowest response takes, and its connection look idle.
+    ///
+    /// Does nothing when a worker holds the pop lock: that worker waits on the queue and takes
+    /// (and registers) whatever arrives at once.
+    fn intake(self: &Arc<Self>) {
+        let _pop = match self.pop_lock.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if self.stopping() {
+            return;
+        }
+        let server = lock(&self.primary).clone();
+        // `try_recv` also answers `None` for a stale wake-up marker (see `push_ready`) that
+        // may sit in front of requests: look a few times.
+        let mut misses = 0;
+        while misses < 8 {
+            match server.try_recv() {
+                Ok(Some(rq)) => {
+                    if let Some(item) = self.take_turn(admit(self, rq)) {
+                        // Workers waiting for the pop lock look at the ready queue first.
+                        lock(&self.ready).push_back(item);
+                        self.ready_len.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                Ok(None) => misses += 1,
+                Err(_) => {
+                    self.accept_failed.store(true, Ordering::SeqCst);
+                    misses += 1;
+                }
+            }
         }
     }
 
@@ -698,14 +753,53 @@ impl Shared {
 struct Busy {
     shared: Arc<Shared>,
     turn: Option<SocketAddr>,
+    /// Released after the turn (field drop order: after `Drop::drop`).
+    _pending: Pending,
 }
 
 impl Busy {
-    fn new(shared: &Arc<Shared>, turn: Option<SocketAddr>) -> Busy {
+    fn new(shared: &Arc<Shared>, turn: Option<SocketAddr>, pending: Pending) -> Busy {
         shared.busy.fetch_add(1, Ordering::SeqCst);
         Busy {
             shared: shared.clone(),
             turn,
+            _pending: pending,
+        }
+    }
+}
+
+/// Registers one request of a connection in [`Shared::pending`] until dropped.
+///
+/// Made when the request is taken off tiny_http's queue, then carried with it through the turn
+/// and ready queues, the worker, the stream pool's queue and the streaming thread (inside
+/// [`Busy`]), so that no stage of the pipeline is invisible to the reaper.
+struct Pending {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+}
+
+impl Pending {
+    fn new(shared: &Arc<Shared>, peer: Option<SocketAddr>) -> Pending {
+        if let Some(p) = peer {
+            *lock(&shared.pending).entry(p).or_insert(0) += 1;
+        }
+        Pending {
+            shared: shared.clone(),
+            peer,
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(p) = self.peer {
+            let mut pending = lock(&self.shared.pending);
+            if let Some(n) = pending.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&p);
+                }
+            }
         }
     }
 }
@@ -814,8 +908,8 @@ fn worker(shared: Arc<Shared>, handler: Arc<dyn Handler>) {
                 }
             }
         };
-        if let Some((rq, admission)) = next {
-            serve_guarded(&shared, &*handler, rq, admission, &mut ctx);
+        if let Some(item) = next {
+            serve_guarded(&shared, &*handler, item, &mut ctx);
         }
     }
     shared.unregister_slot(&ctx.slot);
@@ -823,49 +917,37 @@ fn worker(shared: Arc<Shared>, handler: Arc<dyn Handler>) {
     shared.notify();
 }
 
-/// Serves the remaining connections of a replaced tiny_http server (one thread per server,
-/// so it needs no pop lock). It ends after a silence long enough for the reaper to have closed
-/// every connection of that server, so that repeated restarts do not pile up threads.
-fn spawn_old_server_worker(
-    shared: &Arc<Shared>,
-    server: Arc<tiny_http::Server>,
-    handler: Arc<dyn Handler>,
-) {
+/// Takes the requests of a replaced tiny_http server's remaining connections into the ready
+/// queue of the workers, as soon as they arrive (one thread per server, so it needs no pop
+/// lock; it never serves, so its queue never holds requests the reaper cannot see). It ends
+/// after a silence long enough for the reaper to have closed every connection of that server,
+/// so that repeated restarts do not pile up threads.
+fn spawn_old_server_worker(shared: &Arc<Shared>, server: Arc<tiny_http::Server>) {
     let shared = shared.clone();
     let silence =
         (shared.config.idle_timeout * 2 + shared.config.io_timeout).max(Duration::from_secs(10));
     let _ = thread::Builder::new()
         .name("assetd-http-old".into())
         .spawn(move || {
-            let mut ctx = WorkerCtx::new(&shared);
             let mut last = Instant::now();
             while !shared.stopping() && last.elapsed() < silence {
                 if let Ok(Some(rq)) = server.recv_timeout(TICK * 2) {
-                    if let Some((rq, admission)) = shared.take_turn(admit(&shared, rq)) {
-                        serve_guarded(&shared, &*handler, rq, admission, &mut ctx);
+                    if let Some(item) = shared.take_turn(admit(&shared, rq)) {
+                        shared.push_ready(item);
                     }
                     last = Instant::now();
                 }
             }
-            shared.unregister_slot(&ctx.slot);
         });
 }
 
 /// [`serve`], never unwinding into the worker loop.
-fn serve_guarded(
-    shared: &Arc<Shared>,
-    handler: &dyn Handler,
-    rq: tiny_http::Request,
-    admission: Admission,
-    ctx: &mut WorkerCtx,
-) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        serve(shared, handler, rq, admission, ctx)
-    }));
+fn serve_guarded(shared: &Arc<Shared>, handler: &dyn Handler, item: Admitted, ctx: &mut WorkerCtx) {
+    let _ = catch_unwind(AssertUnwindSafe(|| serve(shared, handler, item, ctx)));
 }
 
-/// A request and its verdict.
-type Admitted = (tiny_http::Request, Admission);
+/// A request, its verdict and its registration as pending.
+type Admitted = (tiny_http::Request, Admission, Pending);
 
 /// The verdict on a request, reached before the next request can be taken off the queue.
 enum Admission {
@@ -884,21 +966,22 @@ enum Admission {
 /// has no body left to read (no body, or a small one it buffered), so a smuggled request can
 /// sit in the queue right behind the one that gets refused. Workers call this while holding
 /// the pop lock, so the follower is only taken once its connection is condemned.
-fn admit(shared: &Shared, rq: tiny_http::Request) -> (tiny_http::Request, Admission) {
+fn admit(shared: &Arc<Shared>, rq: tiny_http::Request) -> Admitted {
     let peer = rq.remote_addr().copied().map(norm);
+    let pending = Pending::new(shared, peer);
     if shared.is_condemned(peer) {
-        return (rq, Admission::Discard(peer));
+        return (rq, Admission::Discard(peer), pending);
     }
     if rq.body_length().unwrap_or(0) as u64 > shared.max_body {
         shared.condemn(peer);
-        return (rq, Admission::Abandon(peer));
+        return (rq, Admission::Abandon(peer), pending);
     }
     let head = inspect(&rq, &shared.config);
     if let Some((status, message)) = head.refuse {
         shared.condemn(peer);
-        return (rq, Admission::Refuse(peer, head, status, message));
+        return (rq, Admission::Refuse(peer, head, status, message), pending);
     }
-    (rq, Admission::Serve(peer, head))
+    (rq, Admission::Serve(peer, head), pending)
 }
 
 /// What the engine learned from a request head.
@@ -1045,13 +1128,9 @@ fn inspect(rq: &tiny_http::Request, config: &ServerConfig) -> Head {
 }
 
 /// Handles one admitted request: handler, body disposal, reply.
-fn serve(
-    shared: &Arc<Shared>,
-    handler: &dyn Handler,
-    mut rq: tiny_http::Request,
-    admission: Admission,
-    w: &mut WorkerCtx,
-) {
+fn serve(shared: &Arc<Shared>, handler: &dyn Handler, item: Admitted, w: &mut WorkerCtx) {
+    // `pending` lives until the request is dropped or, inside `Busy`, fully answered.
+    let (mut rq, admission, pending) = item;
     let slot = w.slot.clone();
     let (peer, mut head) = match admission {
         Admission::Discard(peer) => return shared.discard(rq, peer),
@@ -1060,7 +1139,7 @@ fn serve(
             return shared.abandon(rq, peer);
         }
         Admission::Refuse(peer, head, status, message) => {
-            let busy = Busy::new(shared, peer);
+            let busy = Busy::new(shared, peer, pending);
             let _in_flight = slot.enter(peer);
             // SECURITY: the body's framing is unknown or untrusted: never read it, close the
             // connection (already condemned, so what tiny_http still parses is dropped).
@@ -1080,7 +1159,7 @@ fn serve(
             (peer, head)
         }
     };
-    let busy = Busy::new(shared, peer);
+    let busy = Busy::new(shared, peer, pending);
     let _in_flight = slot.enter(peer);
     let target = rq.url().to_owned();
     let body_len = match head.body {
@@ -1740,7 +1819,11 @@ struct Conn {
 struct Track {
     /// Last time a request was in flight or the peer acknowledged response bytes.
     last_active: Instant,
+    /// Since when the connection has been seen quiet: no request pending, nothing unread or
+    /// unsent, no byte received or acknowledged (see [`VICTIM_QUIET`]).
+    quiet_since: Instant,
     acked: u64,
+    received: u64,
     /// Bytes tiny_http had read when the connection was last active.
     read_base: u64,
     unread_ticks: u32,
@@ -1873,18 +1956,25 @@ impl Reaper {
             }
         }
         let conns = self.scan();
+        // After the scan, so that every request tiny_http had queued by then is counted
+        // (one it was still parsing is covered by `VICTIM_QUIET`).
+        shared.intake();
+        let pending: HashSet<SocketAddr> = lock(&shared.pending).keys().copied().collect();
         let leaked: HashSet<SocketAddr> = lock(&shared.leaked).iter().map(|(p, _)| *p).collect();
         let io_ms = config.io_timeout.as_millis().min(u32::MAX as u128) as u32;
         let mut cuts: Vec<(usize, Cut)> = Vec::new();
         let mut stranded: Vec<usize> = Vec::new();
-        // (last active, index): connections whose thread could be freed.
+        // (quiet since, index): connections that may be closed to free a thread or
+        // descriptors, or for being too many: quiet for `VICTIM_QUIET` at least.
         let mut idle: Vec<(Instant, usize)> = Vec::new();
         let mut live = 0usize;
         for (i, c) in conns.iter().enumerate() {
             let app_read = c.info.bytes_received.saturating_sub(c.rx as u64);
             let t = self.tracks.entry(c.peer).or_insert_with(|| Track {
                 last_active: now,
+                quiet_since: now,
                 acked: c.info.bytes_acked,
+                received: c.info.bytes_received,
                 // A connection first seen after a response has had requests: count from now.
                 read_base: if c.info.bytes_acked > 0 { app_read } else { 0 },
                 unread_ticks: 0,
@@ -1906,11 +1996,23 @@ impl Reaper {
                 continue;
             }
             live += 1;
-            if flight.is_some() || c.info.bytes_acked != t.acked {
+            // A request is in flight from the moment a worker (or the intake) takes it off
+            // tiny_http's queue until its response is written.
+            let busy = flight.is_some() || pending.contains(&c.peer);
+            if busy || c.info.bytes_acked != t.acked {
                 t.last_active = now;
                 t.read_base = app_read;
             }
+            if busy
+                || c.rx > 0
+                || c.tx > 0
+                || c.info.bytes_acked != t.acked
+                || c.info.bytes_received != t.received
+            {
+                t.quiet_since = now;
+            }
             t.acked = c.info.bytes_acked;
+            t.received = c.info.bytes_received;
             // Data waiting that tiny_http never started to read: no thread owns the connection.
             let never_read = c.rx > 0 && c.info.bytes_received <= c.rx as u64;
             t.unread_ticks = if never_read { t.unread_ticks + 1 } else { 0 };
@@ -1918,30 +2020,22 @@ impl Reaper {
                 stranded.push(i);
             }
             let send_stalled = c.tx > 0 && c.info.last_data_sent >= io_ms;
-            match flight {
-                Some(reading) => {
-                    let read_stalled =
-                        reading.is_some_and(|since| now.duration_since(since) > config.io_timeout);
-                    if read_stalled || send_stalled {
-                        cuts.push((i, Cut::Stalled));
-                    }
+            if busy || c.tx > 0 {
+                // In flight (or its response still leaving): only a stall ends it.
+                let read_stalled = flight.is_some_and(|reading| {
+                    reading.is_some_and(|since| now.duration_since(since) > config.io_timeout)
+                });
+                if read_stalled || send_stalled {
+                    cuts.push((i, Cut::Stalled));
                 }
-                None if c.tx > 0 => {
-                    if send_stalled {
-                        cuts.push((i, Cut::Stalled));
-                    }
-                }
-                None => {
-                    if now.duration_since(t.last_active) > config.idle_timeout {
-                        cuts.push((i, Cut::Idle));
-                    } else if app_read.saturating_sub(t.read_base)
-                        > config.max_head_bytes as u64 + HEAD_SLACK
-                    {
-                        cuts.push((i, Cut::HeadTooLarge));
-                    } else if c.rx == 0 {
-                        idle.push((t.last_active, i));
-                    }
-                }
+            } else if now.duration_since(t.last_active) > config.idle_timeout {
+                cuts.push((i, Cut::Idle));
+            } else if app_read.saturating_sub(t.read_base)
+                > config.max_head_bytes as u64 + HEAD_SLACK
+            {
+                cuts.push((i, Cut::HeadTooLarge));
+            } else if now.duration_since(t.quiet_since) >= VICTIM_QUIET {
+                idle.push((t.quiet_since, i));
             }
         }
         idle.sort_by_key(|&(at, _)| at);
@@ -1960,7 +2054,7 @@ impl Reaper {
         // Stranded connections: make tiny_http's pool start a thread (a connection to ourselves
         // arriving when no pool thread waits spawns one, which then takes the queued
         // connection); if that did not help within a few ticks, free a thread by closing the
-        // connection that has been idle longest.
+        // connection that has been quiet longest, or, with none, ask again.
         let mut injections = MAX_INJECT_PER_TICK;
         for &i in &stranded {
             let Some(t) = self.tracks.get_mut(&conns[i].peer) else {
@@ -1983,7 +2077,14 @@ impl Reaper {
                         }
                         continue;
                     }
-                    take_victim(Cut::FreeThread, &mut cuts);
+                    // With no idle connection to close, ask for a thread again: on a loaded
+                    // machine the last one may not have run yet.
+                    if !take_victim(Cut::FreeThread, &mut cuts) && injections > 0 {
+                        if !self_connect(shared.connect_addr) {
+                            injections = 0;
+                        }
+                        injections = injections.saturating_sub(1);
+                    }
                     t.injected_at = Some(now);
                 }
                 Some(_) => {}
@@ -2032,6 +2133,16 @@ impl Reaper {
 
         for &(i, why) in &cuts {
             let c = &conns[i];
+            // Idle by this tick's look: make sure no request started since (and, for a
+            // connection chosen to free resources, that no byte came or went either).
+            let recheck = match why {
+                Cut::Idle => Some(false),
+                Cut::TooMany | Cut::FreeThread | Cut::FdPressure => Some(true),
+                Cut::Stalled | Cut::HeadTooLarge => None,
+            };
+            if recheck.is_some_and(|quiet| !still_idle(&shared, c, quiet)) {
+                continue;
+            }
             // SECURITY: connections that misbehave are reset (a client that keeps sending
             // would otherwise keep its reader busy); idle ones get an orderly close.
             let action = match why {
@@ -2095,6 +2206,19 @@ impl Reaper {
             false
         });
     }
+}
+
+/// True when `c` still shows what made it idle at the scan: no request pending, nothing unsent,
+/// no response byte acknowledged since; with `quiet`, also nothing unread and no byte received.
+fn still_idle(shared: &Shared, c: &Conn, quiet: bool) -> bool {
+    let Some(info) = sys::tcp_info(c.fd) else {
+        return false;
+    };
+    !lock(&shared.pending).contains_key(&c.peer)
+        && sys::unsent(c.fd) == Some(0)
+        && info.bytes_acked == c.info.bytes_acked
+        && (!quiet
+            || (sys::unread(c.fd) == Some(0) && info.bytes_received == c.info.bytes_received))
 }
 
 /// Connects to our own listener and closes at once; false when it could not connect.
@@ -2432,6 +2556,43 @@ mod sys {
         (total / 8).clamp(64 * MIB, 4096 * MIB)
     }
 
+    /// Sets `TCP_NOTSENT_LOWAT`.
+    pub fn set_notsent_lowat(fd: RawFd, bytes: u32) -> io::Result<()> {
+        let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: TCP_NOTSENT_LOWAT reads one int.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    #[cfg(test)]
+    pub fn notsent_lowat(fd: RawFd) -> Option<u32> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: TCP_NOTSENT_LOWAT is one int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(v as u32)
+    }
+
     #[cfg(test)]
     pub fn nodelay(fd: RawFd) -> Option<bool> {
         let mut v: libc::c_int = 0;
@@ -2455,12 +2616,61 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::net::TcpStream;
+    use std::sync::OnceLock;
 
     /// Answers by path: `/n/N` N bytes, `/s/N` an N-byte stream, `/body` echoes the body,
-    /// `/ignore-body` does not read it, `/bad-header`, `/bad-name`, `/panic`; else the target.
+    /// `/ignore-body` does not read it, `/bad-header`, `/bad-name`, `/panic`; `/gate` waits in
+    /// the handler and `/gated-s/N` streams N bytes that stop half way, until `gate` opens;
+    /// else the target.
     #[derive(Default)]
     struct TestHandler {
         seen: Mutex<Vec<String>>,
+        gate: Arc<Gate>,
+    }
+
+    /// Holds handlers and streams until the test opens it (at most 60 s, so that a failing
+    /// test cannot hang).
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        cv: Condvar,
+    }
+
+    impl Gate {
+        fn pass(&self) {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut open = lock(&self.open);
+            while !*open && Instant::now() < deadline {
+                open = wait(&self.cv, open, Duration::from_millis(100));
+            }
+        }
+
+        fn open(&self) {
+            *lock(&self.open) = true;
+            self.cv.notify_all();
+        }
+    }
+
+    /// The pattern, stopping at half its length until the gate opens.
+    struct GatedPattern {
+        inner: Pattern,
+        gate: Arc<Gate>,
+    }
+
+    impl Read for GatedPattern {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let half = self.inner.len / 2;
+            if self.inner.at == half {
+                self.gate.pass();
+            }
+            let before_half = if self.inner.at < half {
+                (half - self.inner.at) as usize
+            } else {
+                buf.len()
+            };
+            let n = buf.len().min(before_half);
+            self.inner.read(&mut buf[..n])
+        }
     }
 
     struct Pattern {
@@ -2501,6 +2711,16 @@ mod tests {
             if let Some(n) = t.strip_prefix("/n/") {
                 return ok(Body::Bytes(vec![b'x'; n.parse().unwrap_or(0)]));
             }
+            if let Some(n) = t.strip_prefix("/gated-s/") {
+                let len = n.parse().unwrap_or(0);
+                return ok(Body::Stream {
+                    reader: Box::new(GatedPattern {
+                        inner: Pattern { at: 0, len },
+                        gate: self.gate.clone(),
+                    }),
+                    len,
+                });
+            }
             if let Some(n) = t.strip_prefix("/s/") {
                 let len = n.parse().unwrap_or(0);
                 return ok(Body::Stream {
@@ -2517,6 +2737,10 @@ mod tests {
                     }
                 }
                 "/ignore-body" => ok(Body::Bytes(b"ignored".to_vec())),
+                "/gate" => {
+                    self.gate.pass();
+                    ok(Body::Bytes(t.into_bytes()))
+                }
                 "/bad-header" => Reply {
                     status: 200,
                     headers: vec![("X-Bad".into(), "a\r\nX-Injected: 1".into())],
@@ -2663,7 +2887,7 @@ mod tests {
     fn small_responses_do_not_stall() {
         let srv = start(|_| {});
         let mut c = connect(srv.addr);
-        // Accepted sockets inherit TCP_NODELAY from the listener.
+        // Accepted sockets inherit TCP_NODELAY and TCP_NOTSENT_LOWAT from the listener.
         let _ = get(&mut c, "/n/1");
         let fds = sys::list_fds_fresh().unwrap();
         let mine = c.get_ref().local_addr().unwrap();
@@ -2677,6 +2901,7 @@ mod tests {
         assert!(!accepted.is_empty());
         for fd in accepted {
             assert_eq!(sys::nodelay(fd), Some(true));
+            assert_eq!(sys::notsent_lowat(fd), Some(NOTSENT_LOWAT));
         }
         // A Nagle stall makes an exchange wait ~40 ms for the peer's delayed ACK; the median
         // of 50 exchanges stays far below that (and is robust to a loaded machine).
@@ -3169,6 +3394,138 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert!(thread.is_finished(), "run did not return");
+    }
+
+    /// Sends `GET path` and reads the response head; returns the body's length.
+    fn request_head(c: &mut BufReader<TcpStream>, path: &str) -> io::Result<usize> {
+        c.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
+        send_raw(c, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"));
+        let head = read_resp(c, true)?;
+        if head.status != 200 {
+            return Err(io::Error::other(format!("status {}", head.status)));
+        }
+        head.header("content-length")
+            .ok_or_else(|| io::Error::other("no Content-Length"))?
+            .parse()
+            .map_err(io::Error::other)
+    }
+
+    /// Reads a body of `len` bytes, at about `rate` bytes per second when given; an early end
+    /// is an error that says how much came.
+    fn read_body(
+        c: &mut BufReader<TcpStream>,
+        len: usize,
+        rate: Option<u64>,
+    ) -> io::Result<Vec<u8>> {
+        let mut body = vec![0; len];
+        let start = Instant::now();
+        let mut at = 0;
+        while at < len {
+            let end = (at + 16 * 1024).min(len);
+            match c.read(&mut body[at..end]) {
+                Ok(0) => {
+                    return Err(io::Error::other(format!(
+                        "closed after {at} of {len} bytes"
+                    )));
+                }
+                Ok(n) => at += n,
+                Err(e) => return Err(io::Error::other(format!("{e} after {at} of {len} bytes"))),
+            }
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(at as f64 / rate as f64);
+                if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                    thread::sleep(ahead);
+                }
+            }
+        }
+        Ok(body)
+    }
+
+    /// A client on its own thread: requests `path` (unless `len`, the length of a response
+    /// whose head was read already, is given), reads the whole body (at `rate` when given) and
+    /// checks that it is the full test pattern.
+    fn download(
+        mut c: BufReader<TcpStream>,
+        path: &'static str,
+        len: Option<usize>,
+        rate: Option<u64>,
+    ) -> thread::JoinHandle<Result<(), String>> {
+        thread::spawn(move || {
+            let len = match len {
+                Some(len) => len,
+                None => request_head(&mut c, path).map_err(|e| format!("{path}: head: {e}"))?,
+            };
+            let body = read_body(&mut c, len, rate).map_err(|e| format!("{path}: {e}"))?;
+            if body != pattern(len as u64) {
+                return Err(format!("{path}: wrong bytes"));
+            }
+            Ok(())
+        })
+    }
+
+    /// Regression: the reaper took connections whose request was queued (in tiny_http's queue
+    /// behind busy workers, or between a worker and a streaming thread) for idle ones, and
+    /// closed them to free a thread for a stranded connection or to stay under
+    /// `max_connections`: `curl: (52) Empty reply from server` for some of 100 concurrent
+    /// 25 MiB downloads (scripts/rss-download). A connection with a request anywhere in the
+    /// engine is never closed by the idle, free-thread or limit rules.
+    #[test]
+    fn busy_downloads_are_never_cut_as_idle() {
+        let srv = start(|c| {
+            c.workers = 1;
+            // Far below the connections below: every one of them is busy, none may be closed.
+            c.max_connections = 8;
+        });
+        // Responses under way (heads read) before the worker is held: streams stopped half way
+        // (their clients read all that was sent: the connections show no traffic at all) ...
+        let started = |path: &'static str| {
+            let mut c = connect(srv.addr);
+            let len = request_head(&mut c, path).unwrap();
+            (c, path, len)
+        };
+        let paused: Vec<_> = (0..4)
+            .map(|_| started("/gated-s/2000000"))
+            .map(|(c, path, len)| download(c, path, Some(len), None))
+            .collect();
+        // ... and downloads read slowly, which keep the test going for ~2 s (~40 reaper ticks).
+        let slow: Vec<_> = (0..8)
+            .map(|_| started("/s/3000000"))
+            .map(|(c, path, len)| download(c, path, Some(len), Some(1_500_000)))
+            .collect();
+        // The only worker held by a handler ...
+        let mut held = connect(srv.addr);
+        send_raw(&mut held, "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n");
+        let t = Instant::now();
+        while !lock(&srv.handler.seen).iter().any(|p| p == "/gate") {
+            assert!(t.elapsed() < Duration::from_secs(10), "/gate never reached");
+            thread::sleep(Duration::from_millis(10));
+        }
+        // ... and a burst of new connections whose requests queue behind it (on a loaded
+        // machine tiny_http strands some of them, and the reaper looks for a thread to free:
+        // the victims are chosen by the same rule as for the limit).
+        let queued: Vec<_> = (0..24).map(|_| connect(srv.addr)).collect();
+        let queued: Vec<_> = queued
+            .into_iter()
+            .map(|c| download(c, "/s/1000000", None, None))
+            .collect();
+        let mut failures = Vec::new();
+        for h in slow {
+            failures.extend(h.join().unwrap().err());
+        }
+        srv.handler.gate.open();
+        match read_resp(&mut held, false) {
+            Ok(r) => assert_eq!(r.body, b"/gate"),
+            Err(e) => failures.push(format!("/gate: {e}")),
+        }
+        for h in paused.into_iter().chain(queued) {
+            failures.extend(h.join().unwrap().err());
+        }
+        assert!(
+            failures.is_empty(),
+            "{} failed: {failures:?}",
+            failures.len()
+        );
     }
 
     #[test]
