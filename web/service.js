@@ -7,6 +7,7 @@ import { assetUrl } from './urls.js';
 import { openUploadDialog, openEditorDialog } from './upload.js';
 import { assetMenuItems, openAssetDialog, cachedInfo, latestVersion } from './asset.js';
 import { renderHistory } from './history.js';
+import { deleteService } from './services.js';
 import { pathOf, envName, visIcon } from './names.js';
 
 /** Renders the service page for `serviceId` (SID or unique name). */
@@ -104,7 +105,7 @@ class ServiceView {
         h('div', { class: 'title-block' },
           h('h1', {}, s.friendly_name),
           h('p', { class: 'muted small' }, h('code', {}, s.unique_name), ' · ', h('code', { class: 'sid' }, s.sid))),
-        h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: () => this.deleteService() }, 'Delete service')),
+        h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
       this.envCard, tablist, this.panel));
     this.renderEnvCard();
   }
@@ -230,27 +231,6 @@ class ServiceView {
       await this.selectEnv(null);
     } catch (ex) {
       toast(`Cannot delete ${envName(e)}: ${ex.message}`, 'error', { timeout: 10000 });
-    }
-  }
-
-  async deleteService() {
-    const s = this.service;
-    const ok = await confirmDialog({
-      title: 'Delete service?',
-      message: [
-        h('p', {}, 'Delete ', h('strong', {}, s.friendly_name), ' (', h('code', {}, s.unique_name), ')?'),
-        h('p', {}, 'Its environments, assets, builds and deployments are deleted too, and its asset URLs stop working. This cannot be undone.'),
-      ],
-      confirm: 'Delete service',
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      await this.api.deleteService(s.sid);
-      toast(`Deleted service ${s.unique_name}.`, 'success');
-      this.ctx.navigate('#/');
-    } catch (ex) {
-      toast(`Cannot delete ${s.unique_name}: ${ex.message}`, 'error', { timeout: 10000 });
     }
   }
 

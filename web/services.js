@@ -107,7 +107,8 @@ function createServiceDialog(ctx) {
   });
 }
 
-async function deleteService(ctx, s) {
+/** Asks for confirmation, deletes service `s` and returns to the list. */
+export async function deleteService(ctx, s) {
   const ok = await confirmDialog({
     title: 'Delete service?',
     message: [

@@ -67,6 +67,21 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])], boundary: &str) -> Vec<u8> {
     b
 }
 
+/// POSTs a multipart body (boundary `b`) with the setup's credentials.
+fn post_multipart(srv: &Server, s: &Setup, target: &str, body: &[u8]) -> Response {
+    request(
+        srv.addr,
+        "POST",
+        "127.0.0.1",
+        target,
+        &[
+            ("Authorization", &s.auth),
+            ("Content-Type", "multipart/form-data; boundary=b"),
+        ],
+        body,
+    )
+}
+
 /// A request whose wire size (request + response bytes) is counted.
 struct Wire {
     addr: SocketAddr,
@@ -226,17 +241,7 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
     }
     // Missing parts and a non-multipart body are 400 with Twilio's error shape.
     let body = multipart(&[("Path", None, b"/x")], "b");
-    let r = request(
-        srv.addr,
-        "POST",
-        "127.0.0.1",
-        &target,
-        &[
-            ("Authorization", &s.auth),
-            ("Content-Type", "multipart/form-data; boundary=b"),
-        ],
-        &body,
-    );
+    let r = post_multipart(&srv, &s, &target, &body);
     assert_eq!(r.status, 400);
     let e: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(e["code"], 20001);
@@ -310,17 +315,7 @@ fn oversize_uploads_are_413_without_reading_the_rest() {
         ],
         "b",
     );
-    let r = request(
-        srv.addr,
-        "POST",
-        "127.0.0.1",
-        &target,
-        &[
-            ("Authorization", &s.auth),
-            ("Content-Type", "multipart/form-data; boundary=b"),
-        ],
-        &body,
-    );
+    let r = post_multipart(&srv, &s, &target, &body);
     assert_eq!(r.status, 413);
     assert!(r.text().contains("10 MB"), "{}", r.text());
 
@@ -694,17 +689,7 @@ fn retention_endpoint_reclaims_unused_versions_and_is_main_account_only() {
         ],
         "b",
     );
-    let r = request(
-        srv.addr,
-        "POST",
-        "127.0.0.1",
-        &target,
-        &[
-            ("Authorization", &s.auth),
-            ("Content-Type", "multipart/form-data; boundary=b"),
-        ],
-        &body,
-    );
+    let r = post_multipart(&srv, &s, &target, &body);
     assert_eq!(r.status, 201);
 
     let mut as_sub = Wire {
