@@ -3,9 +3,8 @@
 use super::ops::{Lookup, Tx, new_sid};
 use super::records::{Account, ApiKey};
 use super::tables::{ACCOUNTS, CHILDREN, KEYS};
-use super::{Result, StoreError, decode_json, encode_json, get_json, new_token};
+use super::{Result, StoreError, encode_json, get_json, new_token};
 use crate::model::{Digest, SidKind};
-use redb::ReadableTable;
 
 /// Most subaccounts one main account may have (Twilio's default limit is 1,000).
 pub const MAX_SUBACCOUNTS: usize = 1000;
@@ -18,21 +17,6 @@ pub fn secret_hash(secret: &str) -> String {
 }
 
 impl Tx<'_> {
-    /// How many children of `parent` whose SIDs start with `prefix` are linked.
-    fn count_children(&self, parent: &str, prefix: &str) -> Result<usize> {
-        let links = self.txn().open_table(CHILDREN)?;
-        let mut n = 0;
-        for item in links.range((parent, prefix)..)? {
-            let (k, _) = item?;
-            let (p, child) = k.value();
-            if p != parent || !child.starts_with(prefix) {
-                break;
-            }
-            n += 1;
-        }
-        Ok(n)
-    }
-
     fn put_account(&self, a: &Account) -> Result<()> {
         self.txn()
             .open_table(ACCOUNTS)?
@@ -54,7 +38,7 @@ impl Tx<'_> {
             ));
         }
         // Bounded, so that one credential cannot fill the disk with accounts.
-        if self.count_children(owner_sid, "AC")? >= MAX_SUBACCOUNTS {
+        if self.child_sids(owner_sid, "AC")?.len() >= MAX_SUBACCOUNTS {
             return Err(StoreError::Invalid(format!(
                 "Subaccounts are limited to {MAX_SUBACCOUNTS} per account"
             )));
@@ -156,7 +140,7 @@ impl Tx<'_> {
         friendly_name: &str,
     ) -> Result<(ApiKey, String)> {
         self.account_mut(account_sid)?;
-        if self.count_children(account_sid, "SK")? >= MAX_API_KEYS {
+        if self.child_sids(account_sid, "SK")?.len() >= MAX_API_KEYS {
             return Err(StoreError::Invalid(format!(
                 "API keys are limited to {MAX_API_KEYS} per account; delete unused keys first"
             )));
@@ -230,19 +214,6 @@ impl Lookup {
 
     /// The API keys of `account_sid`.
     pub fn api_keys(&self, account_sid: &str) -> Result<Vec<ApiKey>> {
-        let links = self.txn().open_table(CHILDREN)?;
-        let keys = self.txn().open_table(KEYS)?;
-        let mut out = Vec::new();
-        for item in links.range((account_sid, "SK")..)? {
-            let (k, _) = item?;
-            let (p, child) = k.value();
-            if p != account_sid || !child.starts_with("SK") {
-                break;
-            }
-            if let Some(v) = keys.get(child)? {
-                out.push(decode_json(v.value())?);
-            }
-        }
-        Ok(out)
+        self.children_of(account_sid, "SK", KEYS)
     }
 }

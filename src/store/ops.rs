@@ -239,6 +239,26 @@ impl<'a> Tx<'a> {
         Ok(env)
     }
 
+    /// Rows of `table` linked as children of `parent` whose SIDs start with `prefix`.
+    pub(crate) fn children_of<T: serde::de::DeserializeOwned>(
+        &self,
+        parent: &str,
+        prefix: &str,
+        table: redb::TableDefinition<&'static str, &'static [u8]>,
+    ) -> Result<Vec<T>> {
+        children(
+            &self.txn.open_table(CHILDREN)?,
+            &self.txn.open_table(table)?,
+            parent,
+            prefix,
+        )
+    }
+
+    /// SIDs linked under `parent` whose SIDs start with `prefix`.
+    pub(crate) fn child_sids(&self, parent: &str, prefix: &str) -> Result<Vec<String>> {
+        child_sids(&self.txn.open_table(CHILDREN)?, parent, prefix)
+    }
+
     /// The environments of a service.
     pub fn environments(&self, service_sid: &str) -> Result<Vec<Environment>> {
         children(
@@ -483,6 +503,24 @@ where
     Ok(get_json::<Service, _>(services, &sid)?.filter(|s| s.account_sid == account_sid))
 }
 
+/// SIDs linked under `parent` whose SIDs start with `prefix`, in SID order.
+pub(crate) fn child_sids<C>(links: &C, parent: &str, prefix: &str) -> Result<Vec<String>>
+where
+    C: ReadableTable<(&'static str, &'static str), ()>,
+{
+    let mut out = Vec::new();
+    for item in links.range((parent, prefix)..)? {
+        let (k, _) = item?;
+        let (p, child) = k.value();
+        if p != parent || !child.starts_with(prefix) {
+            break;
+        }
+        out.push(child.to_string());
+    }
+    Ok(out)
+}
+
+/// The rows of `rows` linked under `parent` whose SIDs start with `prefix`.
 fn children<T: serde::de::DeserializeOwned, C, R>(
     links: &C,
     rows: &R,
@@ -494,13 +532,8 @@ where
     R: ReadableTable<&'static str, &'static [u8]>,
 {
     let mut out = Vec::new();
-    for item in links.range((parent, prefix)..)? {
-        let (k, _) = item?;
-        let (p, child) = k.value();
-        if p != parent || !child.starts_with(prefix) {
-            break;
-        }
-        if let Some(v) = rows.get(child)? {
+    for child in child_sids(links, parent, prefix)? {
+        if let Some(v) = rows.get(child.as_str())? {
             out.push(decode_json(v.value())?);
         }
     }

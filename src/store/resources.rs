@@ -46,25 +46,8 @@ fn unlink(txn: &WriteTransaction, parent: &str, child: &str) -> Result<()> {
     Ok(())
 }
 
-/// SIDs linked under `parent` whose prefix is `prefix`.
-fn child_sids<T>(links: &T, parent: &str, prefix: &str) -> Result<Vec<String>>
-where
-    T: ReadableTable<(&'static str, &'static str), ()>,
-{
-    let mut out = Vec::new();
-    for item in links.range((parent, prefix)..)? {
-        let (k, _) = item?;
-        let (p, child) = k.value();
-        if p != parent || !child.starts_with(prefix) {
-            break;
-        }
-        out.push(child.to_string());
-    }
-    Ok(out)
-}
-
 fn children_in_tx(txn: &WriteTransaction, parent: &str, prefix: &str) -> Result<Vec<String>> {
-    child_sids(&txn.open_table(CHILDREN)?, parent, prefix)
+    super::ops::child_sids(&txn.open_table(CHILDREN)?, parent, prefix)
 }
 
 fn check_friendly_name(what: &str, name: &str) -> Result<()> {

@@ -176,7 +176,7 @@ impl Tx<'_> {
         asset_sid: &str,
         e: &ManifestEntry,
     ) -> Result<Option<AssetVersion>> {
-        let versions: Vec<AssetVersion> = self.versions_of(asset_sid)?;
+        let versions: Vec<AssetVersion> = self.children_of(asset_sid, "ZN", VERSIONS)?;
         Ok(versions
             .into_iter()
             .max_by_key(|v| (v.date_created, v.sid.clone()))
@@ -186,23 +186,6 @@ impl Tx<'_> {
                     && v.digest == e.digest
                     && v.content_type == e.content_type.trim()
             }))
-    }
-
-    fn versions_of(&self, asset_sid: &str) -> Result<Vec<AssetVersion>> {
-        let links = self.txn().open_table(super::tables::CHILDREN)?;
-        let rows = self.txn().open_table(VERSIONS)?;
-        let mut out = Vec::new();
-        for item in links.range((asset_sid, "ZN")..)? {
-            let (k, _) = item?;
-            let (p, child) = k.value();
-            if p != asset_sid || !child.starts_with("ZN") {
-                break;
-            }
-            if let Some(v) = get_json(&rows, child)? {
-                out.push(v);
-            }
-        }
-        Ok(out)
     }
 
     fn environment_build(&self, env_sid: &str) -> Result<Option<Build>> {
