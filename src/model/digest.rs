@@ -14,11 +14,7 @@ impl Digest {
 
     /// Lower-case hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        super::hex(&self.0)
     }
 
     /// Parses 64 hex digits (either case).

@@ -17,6 +17,15 @@ pub use path::AssetPath;
 pub use sid::{Sid, SidKind};
 pub use visibility::Visibility;
 
+/// Lower-case hex of `bytes` (digests, SIDs, tokens, temporary names).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
 /// A broken domain rule, with a message that names the rule and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError(pub String);

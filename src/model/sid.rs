@@ -43,12 +43,7 @@ pub struct Sid(String);
 impl Sid {
     /// Builds a SID of `kind` from 16 random bytes.
     pub fn from_bytes(kind: SidKind, bytes: [u8; 16]) -> Sid {
-        let mut s = String::with_capacity(34);
-        s.push_str(kind.prefix());
-        for b in bytes {
-            s.push_str(&format!("{b:02x}"));
-        }
-        Sid(s)
+        Sid(format!("{}{}", kind.prefix(), super::hex(&bytes)))
     }
 
     /// Parses `s` as a SID of `kind`. Upper-case hex is accepted (the spec allows it) and

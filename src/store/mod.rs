@@ -160,10 +160,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A fresh auth token: 32 lower-case hex digits, like Twilio's.
 pub fn new_token() -> String {
-    random_bytes::<16>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::model::hex(&random_bytes::<16>())
 }
 
 /// The open database.

@@ -42,13 +42,7 @@ pub struct Stager {
 impl Stager {
     /// A new staging file under `DATADIR/tmp`; `what` names the upload in errors.
     pub fn new(store: &Store, max: u64, what: &str) -> ApiResult<Stager> {
-        let dir = store.dir().join("tmp");
-        std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
-        let name: String = crate::store::random_bytes::<12>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let path = dir.join(format!("upload-{name}"));
+        let path = temp_path(store, "upload")?;
         let file = File::create(&path).map_err(|e| ApiError::internal(&e))?;
         Ok(Stager {
             path,
@@ -101,16 +95,18 @@ impl Drop for Stager {
     }
 }
 
+/// A fresh random path `DATADIR/tmp/{prefix}-{24 hex}` (the directory is created).
+fn temp_path(store: &Store, prefix: &str) -> ApiResult<PathBuf> {
+    let dir = store.dir().join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
+    let name = crate::model::hex(&crate::store::random_bytes::<12>());
+    Ok(dir.join(format!("{prefix}-{name}")))
+}
+
 /// A read-write temporary file in `DATADIR/tmp` that is already unlinked: it disappears when
 /// the handle is dropped, whatever happens to the request.
 pub fn unlinked_temp(store: &Store, prefix: &str) -> ApiResult<File> {
-    let dir = store.dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
-    let name: String = crate::store::random_bytes::<12>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let path = dir.join(format!("{prefix}-{name}"));
+    let path = temp_path(store, prefix)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
