@@ -21,7 +21,7 @@
 //! from this origin only; images and media also from `blob:` for previews), `nosniff`,
 //! `no-referrer` and a frame ban.
 
-use crate::model::Hasher;
+use crate::model::{Hasher, hex, mime};
 use rust_embed::RustEmbed;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -149,9 +149,9 @@ fn respond(
     etag: String,
     cache: &str,
 ) -> Response {
-    let content_type = content_type(name);
-    let compressible = is_compressible(content_type);
-    let gzip = compressible && accepts_gzip(req.accept_encoding);
+    let content_type = mime::from_path(name);
+    let compressible = mime::is_compressible(content_type);
+    let gzip = compressible && mime::accepts_gzip(req.accept_encoding.unwrap_or(""));
     let etag = if gzip {
         format!("{}-gzip\"", etag.trim_end_matches('"'))
     } else {
@@ -169,7 +169,10 @@ fn respond(
     if compressible {
         headers.push(("vary".to_string(), "Accept-Encoding".to_string()));
     }
-    if req.if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
+    if req
+        .if_none_match
+        .is_some_and(|v| mime::etag_matches(v, &[&etag]))
+    {
         return Response {
             status: 304,
             headers,
@@ -209,30 +212,6 @@ fn gzipped(etag: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether an `If-None-Match` value names `etag` (or is `*`).
-fn etag_matches(header: &str, etag: &str) -> bool {
-    header.split(',').map(str::trim).any(|t| {
-        let t = t.strip_prefix("W/").unwrap_or(t);
-        t == "*" || t == etag
-    })
-}
-
-/// Whether `Accept-Encoding` allows gzip (a `q=0` refuses it).
-fn accepts_gzip(header: Option<&str>) -> bool {
-    header.is_some_and(|h| {
-        h.split(',').any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q == 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
-    })
-}
-
 /// A plain file name: `[A-Za-z0-9._-]`, not starting with a dot (so no `..`, no hidden files,
 /// no directories).
 fn is_file_name(name: &str) -> bool {
@@ -241,33 +220,6 @@ fn is_file_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// The content type of a console file by extension.
-fn content_type(name: &str) -> &'static str {
-    match name.rsplit_once('.').map(|(_, e)| e) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        Some("json") => "application/json",
-        Some("webmanifest") => "application/manifest+json",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
-
-fn is_compressible(content_type: &str) -> bool {
-    content_type.starts_with("text/")
-        || content_type.starts_with("image/svg")
-        || content_type.starts_with("application/json")
-        || content_type.starts_with("application/manifest")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -360,14 +312,14 @@ mod tests {
 
     #[test]
     fn header_parsing() {
-        assert!(accepts_gzip(Some("gzip")));
-        assert!(accepts_gzip(Some("br, GZIP;q=0.5")));
-        assert!(!accepts_gzip(Some("gzip;q=0")));
-        assert!(!accepts_gzip(Some("br")));
-        assert!(!accepts_gzip(None));
-        assert!(etag_matches("W/\"a\", \"b\"", "\"a\""));
-        assert!(etag_matches("*", "\"a\""));
-        assert!(!etag_matches("\"b\"", "\"a\""));
+        assert!(mime::accepts_gzip("gzip"));
+        assert!(mime::accepts_gzip("br, GZIP;q=0.5"));
+        assert!(!mime::accepts_gzip("gzip;q=0"));
+        assert!(!mime::accepts_gzip("br"));
+        assert!(!mime::accepts_gzip(""));
+        assert!(mime::etag_matches("W/\"a\", \"b\"", &["\"a\""]));
+        assert!(mime::etag_matches("*", &["\"a\""]));
+        assert!(!mime::etag_matches("\"b\"", &["\"a\""]));
         assert!(is_file_name("app.js") && is_file_name("sha1-hmac.js"));
         assert!(!is_file_name("..") && !is_file_name("a/b") && !is_file_name(""));
     }
@@ -376,7 +328,7 @@ mod tests {
     fn every_console_file_has_a_known_type() {
         for name in Files::iter() {
             assert!(is_file_name(&name), "{name} is not a plain file name");
-            assert_ne!(content_type(&name), "application/octet-stream", "{name}");
+            assert_ne!(mime::from_path(&name), "application/octet-stream", "{name}");
         }
     }
 }

@@ -3,7 +3,8 @@
 
 use super::server::{Body, Reply, Request};
 use super::text;
-use crate::model::{Visibility, mime};
+use crate::model::Visibility;
+use crate::model::mime::{self, accepts_gzip, etag_matches};
 use crate::store::{Hit, Store};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
@@ -151,16 +152,6 @@ fn internal(e: &dyn std::fmt::Display) -> Reply {
     text(500, "Internal Server Error\n")
 }
 
-/// True when an `If-None-Match` list names one of `etags` (weak comparison) or is `*`.
-fn etag_matches(header: &str, etags: &[&str]) -> bool {
-    header.split(',').map(str::trim).any(|t| {
-        t == "*" || {
-            let t = t.strip_prefix("W/").unwrap_or(t);
-            etags.contains(&t)
-        }
-    })
-}
-
 /// `If-Range` allows the range only when it names the current (strong) ETag; a date or any
 /// other value means "send everything".
 fn if_range_ok(if_range: Option<&str>, etag: &str) -> bool {
@@ -168,30 +159,6 @@ fn if_range_ok(if_range: Option<&str>, etag: &str) -> bool {
         None => true,
         Some(v) => v.trim() == etag,
     }
-}
-
-/// True when `Accept-Encoding` allows gzip (q > 0), explicitly or through `*`.
-fn accepts_gzip(header: &str) -> bool {
-    let mut star = None;
-    for item in header.split(',') {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .or_else(|| p.trim().strip_prefix("Q="))
-            })
-            .filter_map(|v| v.trim().parse::<f32>().ok())
-            .next_back()
-            .unwrap_or(1.0);
-        match coding.as_str() {
-            "gzip" | "x-gzip" => return q > 0.0,
-            "*" => star = Some(q > 0.0),
-            _ => {}
-        }
-    }
-    star.unwrap_or(false)
 }
 
 #[derive(Debug, PartialEq)]
@@ -291,25 +258,6 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Full);
         assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Full);
         assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
-    }
-
-    #[test]
-    fn encodings() {
-        assert!(accepts_gzip("gzip, deflate, br"));
-        assert!(accepts_gzip("br;q=1.0, gzip;q=0.8"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("*;q=0"));
-        assert!(!accepts_gzip(""));
-    }
-
-    #[test]
-    fn etags() {
-        assert!(etag_matches("\"abc\"", &["\"abc\""]));
-        assert!(etag_matches("W/\"abc\", \"x\"", &["\"abc\""]));
-        assert!(etag_matches("*", &["\"abc\""]));
-        assert!(!etag_matches("\"abd\"", &["\"abc\""]));
     }
 
     #[test]

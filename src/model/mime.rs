@@ -1,5 +1,6 @@
 //! Content types: derived from extensions, validated before they reach a response header,
-//! and classified for gzip.
+//! and classified for gzip; and the two request headers that negotiate a representation
+//! (`Accept-Encoding`, `If-None-Match`), shared by asset serving and the console.
 
 use super::{RuleError, rule};
 
@@ -48,6 +49,7 @@ pub fn from_path(path: &str) -> &'static str {
         "otf" => "font/otf",
         "yaml" | "yml" => "application/yaml",
         "twiml" => "application/xml",
+        "webmanifest" => "application/manifest+json",
         _ => "application/octet-stream",
     }
 }
@@ -108,6 +110,40 @@ pub fn is_compressible(ct: &str) -> bool {
         )
 }
 
+/// True when an `If-None-Match` list names one of `etags` (weak comparison) or is `*`.
+pub fn etag_matches(header: &str, etags: &[&str]) -> bool {
+    header.split(',').map(str::trim).any(|t| {
+        t == "*" || {
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            etags.contains(&t)
+        }
+    })
+}
+
+/// True when `Accept-Encoding` allows gzip (q > 0), explicitly or through `*`.
+pub fn accepts_gzip(header: &str) -> bool {
+    let mut star = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
+            .filter_map(|v| v.trim().parse::<f32>().ok())
+            .next_back()
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return q > 0.0,
+            "*" => star = Some(q > 0.0),
+            _ => {}
+        }
+    }
+    star.unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +176,24 @@ mod tests {
         assert!(is_compressible("image/svg+xml"));
         assert!(!is_compressible("image/png"));
         assert!(!is_compressible("audio/mpeg"));
+    }
+
+    #[test]
+    fn encodings() {
+        assert!(accepts_gzip("gzip, deflate, br"));
+        assert!(accepts_gzip("br;q=1.0, gzip;q=0.8"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("*;q=0"));
+        assert!(!accepts_gzip(""));
+    }
+
+    #[test]
+    fn etags() {
+        assert!(etag_matches("\"abc\"", &["\"abc\""]));
+        assert!(etag_matches("W/\"abc\", \"x\"", &["\"abc\""]));
+        assert!(etag_matches("*", &["\"abc\""]));
+        assert!(!etag_matches("\"abd\"", &["\"abc\""]));
     }
 }
