@@ -3,7 +3,6 @@
 //! the failed-authentication limiter.
 
 use crate::harness::*;
-use base64::Engine;
 use serde_json::Value;
 use std::net::SocketAddr;
 
@@ -32,15 +31,7 @@ fn fixture() -> Fixture {
     ]);
     let data = tempfile::tempdir().unwrap();
     let label = label_of(&import(project.path(), data.path(), "example", &[]));
-    let (ok, out, err) = cli(&["account", "--data", data.path().to_str().unwrap()]);
-    assert!(ok, "{err}");
-    let var = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("{name} missing in {out}"))
-            .to_string()
-    };
-    let (sid, token) = (var("ASSETD_ACCOUNT_SID="), var("ASSETD_AUTH_TOKEN="));
+    let (sid, token) = credentials(data.path());
     let store = assetd::store::Store::open(data.path(), 1 << 20).unwrap();
     let (sub, sub_label) = store
         .write(|tx| {
@@ -73,11 +64,6 @@ fn fixture() -> Fixture {
         sub_token: sub.auth_token,
         sub_label,
     }
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    format!("Basic {b64}")
 }
 
 /// One API call as `user:pass` (`None`: no Authorization header); returns status, JSON body

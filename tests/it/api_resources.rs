@@ -4,7 +4,6 @@
 
 use crate::harness::*;
 use assetd::model::{AssetPath, Visibility};
-use base64::Engine;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
@@ -124,11 +123,6 @@ fn assert_keys(v: &Value, want: &[&str], what: &str) {
     got.sort_unstable();
     want.sort_unstable();
     assert_eq!(got, want, "{what} keys differ: {v}");
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    format!("Basic {b64}")
 }
 
 /// `application/x-www-form-urlencoded` with repeated keys kept.
@@ -350,18 +344,6 @@ struct Tenant {
     build: String,
     deployment: String,
     variable: String,
-}
-
-fn credentials(data: &std::path::Path) -> (String, String) {
-    let (ok, out, err) = cli(&["account", "--data", data.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    let var = |name: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap_or_else(|| panic!("{name} missing in {out}"))
-            .to_string()
-    };
-    (var("ASSETD_ACCOUNT_SID="), var("ASSETD_AUTH_TOKEN="))
 }
 
 /// Creates an asset with one version of `body` at `path`, through the store.

@@ -3,7 +3,6 @@
 //! concurrent deploys).
 
 use crate::harness::*;
-use base64::Engine;
 use serde_json::Value;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,13 +37,6 @@ fn setup() -> Setup {
         asset: asset.sid,
         env_label: env.label,
     }
-}
-
-pub fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
 }
 
 fn multipart(parts: &[(&str, Option<&str>, &[u8])], boundary: &str) -> Vec<u8> {

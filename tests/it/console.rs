@@ -9,7 +9,7 @@
 //! Chromium). Without them this test FAILS, unless `ASSETD_SKIP_BROWSER=1` is set, which skips
 //! it (for machines that cannot run a browser).
 
-use crate::harness::{Server, cli};
+use crate::harness::{Server, credentials};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -45,15 +45,6 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
-/// `KEY=value` from `assetd account` output.
-fn value_of(output: &str, key: &str) -> String {
-    output
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {output:?}"))
-        .to_string()
-}
-
 #[test]
 fn console_in_a_browser() {
     if let Some(why) = missing_prerequisite() {
@@ -66,11 +57,7 @@ fn console_in_a_browser() {
         );
     }
     let data = tempfile::tempdir().unwrap();
-    let dir = data.path().to_str().unwrap();
-    let (ok, out, err) = cli(&["account", "--data", dir]);
-    assert!(ok, "assetd account failed: {out}\n{err}");
-    let sid = value_of(&out, "ASSETD_ACCOUNT_SID");
-    let token = value_of(&out, "ASSETD_AUTH_TOKEN");
+    let (sid, token) = credentials(data.path());
     let server = Server::start(data.path(), &[]);
     let shots = std::env::var_os("SCREENSHOT_DIR")
         .map(PathBuf::from)

@@ -11,19 +11,8 @@ struct Box_ {
 
 fn new_box() -> Box_ {
     let data = tempfile::tempdir().unwrap();
-    let (ok, out, _) = cli(&["account", "--data", data.path().to_str().unwrap()]);
-    assert!(ok);
-    let get = |k: &str| {
-        out.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .unwrap()
-            .to_string()
-    };
-    Box_ {
-        sid: get("ASSETD_ACCOUNT_SID="),
-        token: get("ASSETD_AUTH_TOKEN="),
-        data,
-    }
+    let (sid, token) = credentials(data.path());
+    Box_ { sid, token, data }
 }
 
 /// Runs the CLI against `srv` with the box's credentials in the environment.

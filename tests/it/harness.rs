@@ -194,6 +194,27 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The main account's (SID, auth token) of `data`, from `assetd account` (run it before the
+/// server starts: a running server holds the directory).
+pub fn credentials(data: &Path) -> (String, String) {
+    let (ok, out, err) = cli(&["account", "--data", data.to_str().unwrap()]);
+    assert!(ok, "assetd account failed: {out}\n{err}");
+    let var = |name: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} missing in {out}"))
+            .to_string()
+    };
+    (var("ASSETD_ACCOUNT_SID="), var("ASSETD_AUTH_TOKEN="))
+}
+
+/// An HTTP Basic `Authorization` value.
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    format!("Basic {b64}")
+}
+
 /// A Serverless Toolkit project in a temp dir: `files` are (path under assets/, bytes).
 pub fn project(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -28,13 +28,7 @@ fn fixture() -> Fixture {
     let data = tempfile::tempdir().unwrap();
     let out = import(project.path(), data.path(), "example", &[]);
     let label = label_of(&out);
-    let (ok, acct, _) = cli(&["account", "--data", data.path().to_str().unwrap()]);
-    assert!(ok);
-    let token = acct
-        .lines()
-        .find_map(|l| l.strip_prefix("ASSETD_AUTH_TOKEN="))
-        .unwrap()
-        .to_string();
+    let (_, token) = credentials(data.path());
     Fixture {
         _project: project,
         data,
