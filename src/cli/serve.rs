@@ -63,6 +63,15 @@ pub fn run(args: Args) -> CliResult {
     }
     let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
     let (account, created) = store.main_account()?;
+    crate::http::api::staging::clean(&store);
+    // Everything that needs a file descriptor happens before the listener exists: once it
+    // does, connections are accepted and a flood of them may take every descriptor left
+    // (regression: `keeps_accepting_after_file_descriptors_ran_out` saw the signal pipe fail
+    // with EMFILE after "listening on" and the whole server exit).
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
     let mut config = ServerConfig::new(args.listen);
     config.workers = args.workers;
     let server =
@@ -97,10 +106,6 @@ pub fn run(args: Args) -> CliResult {
     // Last startup line: scripts and tests wait for it.
     println!("listening on http://{addr}");
     let handle = server.shutdown_handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])?;
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             eprintln!("assetd: shutting down (finishing in-flight requests)");
@@ -108,7 +113,6 @@ pub fn run(args: Args) -> CliResult {
         }
     });
     let retention_secs = args.retention_days.saturating_mul(24 * 3600);
-    crate::http::api::staging::clean(&store);
     spawn_retention(store.clone(), retention_secs);
     let app = App::new(
         store,

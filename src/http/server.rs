@@ -153,6 +153,7 @@ impl Server {
     /// Also raises the soft `RLIMIT_NOFILE` to the hard limit (best effort) and starts the
     /// supervisor thread. Connections accepted before [`Server::run`] wait for it.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        quiet_library_panics();
         let fd_limit = sys::raise_nofile_limit();
         let listener = make_listener(config.listen)?;
         let addr = listener.local_addr()?;
@@ -350,6 +351,41 @@ fn make_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Makes panics inside tiny_http's own threads print one short line, at most once a second.
+///
+/// Out of descriptors, tiny_http's accept thread panics (it unwraps `try_clone` on each
+/// accepted socket); the reaper then starts a new one (defect 5). The default hook would print
+/// a multi-line "thread panicked" report each time, which reads as a crash to an operator.
+/// Panics anywhere else keep the default report. Installed once per process.
+fn quiet_library_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_library = info
+                .location()
+                .is_some_and(|l| l.file().contains("/tiny_http-"));
+            if !in_library {
+                return default(info);
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if LAST_SECOND.swap(now, Ordering::Relaxed) == now {
+                return;
+            }
+            let payload = info.payload();
+            let what = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("unknown failure");
+            eprintln!("assetd: the HTTP library lost a thread ({what}); the engine recovers");
+        }));
+    });
 }
 
 /// Starts a tiny_http server (accept thread + connection pool) on a clone of `listener`.
