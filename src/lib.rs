@@ -5,6 +5,7 @@
 //! served over HTTP with `X-Twilio-Signature` checks for protected ones ([`http`], [`sign`]);
 //! the command line drives it all ([`cli`]).
 
+pub mod builder;
 pub mod cli;
 pub mod client;
 pub mod compress;

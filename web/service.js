@@ -466,8 +466,10 @@ class ServiceView {
       this.showDeploy('progress', `Building ${sids.length} asset${sids.length === 1 ? '' : 's'}…`, 15);
       let build = await this.api.createBuild(S, sids);
       const started = Date.now();
+      let pause = 50;
       while (build.status === 'building' && Date.now() - started < 120000) {
-        await new Promise((r) => { setTimeout(r, 500); });
+        await new Promise((r) => { setTimeout(r, pause); });
+        pause = Math.min(pause * 2, 1000);
         const st = await this.api.buildStatus(S, build.sid);
         build.status = st.status;
       }

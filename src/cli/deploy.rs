@@ -379,13 +379,15 @@ fn upload(
     Ok(progress.bytes.load(Ordering::Relaxed))
 }
 
-/// Polls the build status (every second, up to 5 minutes) until completed or failed.
+/// Polls the build status (after 50 ms, then doubling to every second, up to 5 minutes) until
+/// completed or failed.
 fn wait_for_build(
     client: &Client,
     service_sid: &str,
     build_sid: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    let mut pause = std::time::Duration::from_millis(50);
     loop {
         let s = client.get(&format!(
             "/v1/Services/{service_sid}/Builds/{build_sid}/Status"
@@ -396,7 +398,10 @@ fn wait_for_build(
             _ if Instant::now() > deadline => {
                 return Err(format!("build {build_sid} did not complete within 5 minutes").into());
             }
-            _ => std::thread::sleep(std::time::Duration::from_secs(1)),
+            _ => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
         }
     }
 }

@@ -125,7 +125,8 @@ fn import(
         let v = tx.create_version(&asset, &f.path, f.visibility, f.content_type, &f.digest)?;
         versions.push(v.sid);
     }
-    let build = tx.create_build(&service, &versions, serde_json::json!([]), None)?;
+    let mut build = tx.create_build(&service, &versions, serde_json::json!([]), None)?;
+    tx.build_now(&mut build)?;
     tx.deploy(&env, &build.sid)?;
     Ok(Report {
         env_label: env.label,

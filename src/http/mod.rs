@@ -38,11 +38,13 @@ pub struct App {
 }
 
 impl App {
+    /// The application on `store`; starts the background build step (see [`crate::builder`]).
     pub fn new(store: Arc<Store>, config: AppConfig) -> App {
+        let builder = crate::builder::Builder::start(store.clone());
         App {
             store,
             config,
-            api: api::Api::new(),
+            api: api::Api::new(builder),
         }
     }
 

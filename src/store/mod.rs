@@ -320,4 +320,4 @@ where
 fn _assert_send(_: &ReadTransaction) {}
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

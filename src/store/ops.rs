@@ -313,8 +313,8 @@ impl<'a> Tx<'a> {
     }
 
     /// Creates an immutable version of `asset` pointing at the stored blob `digest`, after
-    /// checking the size limit of its visibility and the content type. Computes the blob's
-    /// gzip variant when the content type is compressible.
+    /// checking the size limit of its visibility and the content type. Its gzip variant is
+    /// computed when a build that holds it is built (see [`Tx::build_now`]).
     pub fn create_version(
         &mut self,
         asset: &Asset,
@@ -327,9 +327,6 @@ impl<'a> Tx<'a> {
         let meta = blob_meta(&self.txn.open_table(BLOBS)?, digest)?
             .ok_or_else(|| StoreError::NotFound(format!("content {digest} is not stored")))?;
         crate::model::limits::check_size(path, visibility, meta.size)?;
-        if visibility != Visibility::Private && mime::is_compressible(content_type) {
-            ensure_gzip(self.txn, digest)?;
-        }
         let v = AssetVersion {
             sid: new_sid(SidKind::Version),
             account_sid: asset.account_sid.clone(),
@@ -350,9 +347,10 @@ impl<'a> Tx<'a> {
         Ok(v)
     }
 
-    /// Creates a completed build of `service` from version SIDs, validated against every
+    /// Creates a `building` build of `service` from version SIDs, validated against every
     /// limit (versions of this service only, at least one, counts and sizes), and computes its
-    /// route table.
+    /// route table. The build step ([`Lookup::build_work`], [`Tx::compress`],
+    /// [`Tx::finish_build`], or [`Tx::build_now`] in one transaction) completes it.
     pub fn create_build(
         &mut self,
         service: &Service,
@@ -397,7 +395,7 @@ impl<'a> Tx<'a> {
             sid: new_sid(SidKind::Build),
             account_sid: service.account_sid.clone(),
             service_sid: service.sid.clone(),
-            status: "completed".into(),
+            status: BUILDING.into(),
             asset_versions: version_sids.to_vec(),
             function_versions: Vec::new(),
             dependencies,
@@ -428,6 +426,44 @@ impl<'a> Tx<'a> {
         Ok(build)
     }
 
+    /// Computes (once per blob) the gzip variants of `digests`; blobs already done are skipped.
+    pub fn compress(&mut self, digests: &[Digest]) -> Result<()> {
+        for d in digests {
+            ensure_gzip(self.txn, d)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the build step of `build_sid`: `completed` when `ok`, else `failed`. A build that is
+    /// no longer `building` is left as it is. Returns its status; `None` when it was deleted.
+    pub fn finish_build(&mut self, build_sid: &str, ok: bool) -> Result<Option<String>> {
+        let Some(mut build) = self.get::<Build>(BUILDS, build_sid)? else {
+            return Ok(None);
+        };
+        if build.status == BUILDING {
+            build.status = if ok { COMPLETED } else { FAILED }.into();
+            build.date_updated = self.now;
+            self.put(BUILDS, build_sid, &build)?;
+        }
+        Ok(Some(build.status))
+    }
+
+    /// The whole build step inside this transaction (offline import, the manifest call):
+    /// gzip variants, then `completed`.
+    pub fn build_now(&mut self, build: &mut Build) -> Result<()> {
+        let work = build_work(
+            &self.txn.open_table(VERSIONS)?,
+            &self.txn.open_table(BLOBS)?,
+            build,
+        )?;
+        self.compress(&work)?;
+        build.status = self
+            .finish_build(&build.sid, true)?
+            .ok_or_else(|| StoreError::NotFound(format!("Build {} not found", build.sid)))?;
+        build.date_updated = self.now;
+        Ok(())
+    }
+
     /// Makes `build_sid` the active build of `env` (an atomic switch). Refuses a build that is
     /// already active (409 in the API) or that is not a completed build of the same service.
     pub fn deploy(&mut self, env: &Environment, build_sid: &str) -> Result<Deployment> {
@@ -437,11 +473,19 @@ impl<'a> Tx<'a> {
             .ok_or_else(|| {
                 StoreError::NotFound(format!("Build {build_sid} does not exist in this service"))
             })?;
-        if build.status != "completed" {
-            return Err(StoreError::Invalid(format!(
-                "Build {build_sid} is {}, only completed builds can be deployed",
-                build.status
-            )));
+        match build.status.as_str() {
+            COMPLETED => {}
+            BUILDING => {
+                return Err(StoreError::Invalid(format!(
+                    "Build {build_sid} is still building: wait until its Status is completed, \
+                     then deploy it"
+                )));
+            }
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "Build {build_sid} is {other}: only completed builds can be deployed"
+                )));
+            }
         }
         let mut env: Environment = self
             .get(ENVIRONMENTS, &env.sid)?
@@ -535,6 +579,42 @@ where
     for child in child_sids(links, parent, prefix)? {
         if let Some(v) = rows.get(child.as_str())? {
             out.push(decode_json(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Build statuses.
+pub const BUILDING: &str = "building";
+pub const COMPLETED: &str = "completed";
+pub const FAILED: &str = "failed";
+
+/// Blobs of `build`'s public and protected compressible versions whose gzip state is unknown;
+/// an error naming the path when a version or its content is missing.
+fn build_work(
+    versions: &impl ReadableTable<&'static str, &'static [u8]>,
+    blobs: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
+    build: &Build,
+) -> Result<Vec<Digest>> {
+    let mut out = Vec::new();
+    for sid in &build.asset_versions {
+        let v: AssetVersion = get_json(versions, sid)?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "Asset Version {sid} of build {} is gone",
+                build.sid
+            ))
+        })?;
+        let digest = Digest::from_hex(&v.digest)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad digest in {}", v.sid)))?;
+        let meta = blob_meta(blobs, &digest)?.ok_or_else(|| {
+            StoreError::NotFound(format!("{}: content {digest} is not stored", v.path))
+        })?;
+        if v.visibility != Visibility::Private.as_str()
+            && mime::is_compressible(&v.content_type)
+            && meta.gzip == GzipState::Unknown
+            && !out.contains(&digest)
+        {
+            out.push(digest);
         }
     }
     Ok(out)
@@ -749,6 +829,39 @@ impl Lookup {
             BlobReader::new(chunks, id, start, end.min(size)),
             size,
         )))
+    }
+
+    /// The SIDs of builds still `building` (left by a restart, or not yet picked up).
+    pub fn unfinished_builds(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in self.txn.open_table(BUILDS)?.iter()? {
+            let (k, v) = item?;
+            let b: Build = decode_json(v.value())?;
+            if b.status == BUILDING {
+                out.push(k.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the build step of `build_sid` has to do: the blobs whose gzip variant is not yet
+    /// computed. `None` when the build is gone or no longer `building`; an error when a
+    /// version or its content is missing (the build then fails).
+    pub fn build_work(&self, build_sid: &str) -> Result<Option<Vec<Digest>>> {
+        match self.build(build_sid)? {
+            Some(b) if b.status == BUILDING => build_work(
+                &self.txn.open_table(VERSIONS)?,
+                &self.txn.open_table(BLOBS)?,
+                &b,
+            )
+            .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The size of blob `digest`, when it is stored.
+    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        Ok(blob_meta(&self.txn.open_table(BLOBS)?, digest)?.map(|m| m.size))
     }
 
     /// The gzip length of blob `digest`, when it has a gzip variant.

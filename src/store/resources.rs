@@ -656,8 +656,8 @@ mod tests {
             )?);
         }
         let sids: Vec<String> = versions.iter().map(|v| v.sid.clone()).collect();
-        let b1 = tx.create_build(&svc, &sids, serde_json::json!([]), None)?;
-        let b2 = tx.create_build(&svc, &sids[1..], serde_json::json!([]), None)?;
+        let b1 = crate::store::tests::built(tx, &svc, &sids)?;
+        let b2 = crate::store::tests::built(tx, &svc, &sids[1..])?;
         tx.deploy(&env, &b2.sid)?;
         // /a.txt is only in the inactive build b1: deleting its asset keeps that version.
         let a = tx.service_asset(&svc.sid, &versions[0].asset_sid)?.unwrap();

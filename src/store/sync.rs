@@ -156,7 +156,8 @@ impl Tx<'_> {
                 });
             }
         }
-        let build = self.create_build(service, &sids, serde_json::json!([]), None)?;
+        let mut build = self.create_build(service, &sids, serde_json::json!([]), None)?;
+        self.build_now(&mut build)?;
         let deployment = match env {
             Some(env) => Some(self.deploy(env, &build.sid)?),
             None => None,

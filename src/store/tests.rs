@@ -10,6 +10,23 @@ fn open() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A build of `sids` with its build step done (as `import` and the manifest call make them).
+pub(crate) fn built(tx: &mut Tx<'_>, svc: &Service, sids: &[String]) -> Result<Build> {
+    let mut b = tx.create_build(svc, sids, serde_json::json!([]), None)?;
+    tx.build_now(&mut b)?;
+    Ok(b)
+}
+
+/// Removes blob `digest`'s record (its chunks stay): content a version needs is then missing.
+pub(crate) fn lose_blob(store: &Store, digest: &Digest) {
+    store
+        .write(|tx| {
+            tx.txn().open_table(tables::BLOBS)?.remove(&digest.0)?;
+            Ok(())
+        })
+        .unwrap();
+}
+
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
@@ -100,7 +117,7 @@ fn records_round_trip_and_deploy_switches_atomically() {
                     "text/plain",
                     &put.digest,
                 )?;
-                builds.push(tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?);
+                builds.push(built(tx, &svc, &[v.sid])?);
             }
             tx.deploy(&env, &builds[0].sid)?;
             assert!(matches!(
@@ -254,19 +271,35 @@ fn gzip_variant_is_stored_once_for_compressible_content() {
             let (acct, _) = tx.ensure_main_account()?;
             let svc = tx.create_service(&acct.sid, "gz", "gz")?;
             let put = tx.put_blob(&mut text.as_bytes(), None, None)?;
-            let a = tx.asset_named(&svc, "/t.txt")?;
-            for _ in 0..2 {
-                tx.create_version(
+            let mut sids = Vec::new();
+            for path in ["/t.txt", "/u.txt"] {
+                let a = tx.asset_named(&svc, path)?;
+                let v = tx.create_version(
                     &a,
-                    &AssetPath::parse("/t.txt")?,
+                    &AssetPath::parse(path)?,
                     Visibility::Public,
                     "text/plain",
                     &put.digest,
                 )?;
+                sids.push(v.sid);
             }
-            Ok(put.digest)
+            Ok((svc, sids, put.digest))
         })
         .unwrap();
+    let (svc, sids, digest) = digest;
+    // Uploading does not compress: the build step does, once per blob.
+    assert_eq!(store.read().unwrap().gzip_len(&digest).unwrap(), None);
+    let b = store
+        .write(|tx| tx.create_build(&svc, &sids[..1], serde_json::json!([]), None))
+        .unwrap();
+    assert_eq!(b.status, "building");
+    let work = store.read().unwrap().build_work(&b.sid).unwrap().unwrap();
+    assert_eq!(work, vec![digest]);
+    let both = store.write(|tx| built(tx, &svc, &sids)).unwrap();
+    assert_eq!(both.status, "completed");
+    // The blob is done: the first build has nothing left to compress.
+    let work = store.read().unwrap().build_work(&b.sid).unwrap().unwrap();
+    assert!(work.is_empty());
     let lookup = store.read().unwrap();
     let gz = lookup.gzip_len(&digest).unwrap().unwrap();
     assert!(gz < text.len() as u64 / 10);
@@ -302,24 +335,9 @@ fn retention_keeps_everything_deployed_and_reclaims_the_rest() {
             let new = put_version(tx, &svc, "/a.txt", b"new bytes")?;
             let orphan = put_version(tx, &svc, "/orphan.txt", b"orphan bytes")?;
             let never = put_version(tx, &svc, "/never.txt", b"never deployed")?;
-            let b_old = tx.create_build(
-                &svc,
-                std::slice::from_ref(&old.sid),
-                serde_json::json!([]),
-                None,
-            )?;
-            let b_new = tx.create_build(
-                &svc,
-                std::slice::from_ref(&new.sid),
-                serde_json::json!([]),
-                None,
-            )?;
-            tx.create_build(
-                &svc,
-                std::slice::from_ref(&never.sid),
-                serde_json::json!([]),
-                None,
-            )?;
+            let b_old = built(tx, &svc, std::slice::from_ref(&old.sid))?;
+            let b_new = built(tx, &svc, std::slice::from_ref(&new.sid))?;
+            built(tx, &svc, std::slice::from_ref(&never.sid))?;
             tx.deploy(&env, &b_old.sid)?;
             tx.deploy(&env, &b_new.sid)?;
             Ok((env, b_new, b_old, orphan))
@@ -392,7 +410,7 @@ fn retention_concurrent_with_deploys_never_breaks_the_live_build() {
                     "text/plain",
                     &put.digest,
                 )?;
-                let b = tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?;
+                let b = built(tx, &svc, &[v.sid])?;
                 tx.deploy(&env, &b.sid)?;
                 Ok(())
             })
@@ -437,7 +455,7 @@ fn backup_restores_to_an_identical_verified_store_and_bad_files_change_nothing()
                     .sid,
                 );
             }
-            let b = tx.create_build(&svc, &vs, serde_json::json!([]), None)?;
+            let b = built(tx, &svc, &vs)?;
             tx.deploy(&env, &b.sid)?;
             Ok(env.label)
         })

@@ -48,7 +48,8 @@ fn fixture() -> Fixture {
                 "audio/mpeg",
                 &put.digest,
             )?;
-            let build = tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?;
+            let mut build = tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?;
+            tx.build_now(&mut build)?;
             tx.deploy(&env, &build.sid)?;
             Ok((sub, env.label))
         })

@@ -219,6 +219,28 @@ impl Api {
         self.call("GET", target, None)
     }
 
+    /// Creates a build at `builds` (`…/Builds`), which answers `building`, and waits until its
+    /// Status is `completed` (as Twilio's clients poll). Returns the build's SID.
+    fn build(&self, builds: &str, pairs: &[(&str, &str)]) -> String {
+        let created = self.post(builds, pairs).expect(201);
+        assert_eq!(created["status"], json!("building"), "{created}");
+        let id = sid(&created);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = self.get(&format!("{builds}/{id}/Status")).expect(200);
+            match status["status"].as_str() {
+                Some("completed") => return id,
+                Some("building") => {}
+                other => panic!("build {id} ended {other:?}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "build {id} never completed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn post(&self, target: &str, pairs: &[(&str, &str)]) -> Res {
         let body = form(pairs);
         self.call(
@@ -375,7 +397,8 @@ fn fixture() -> Fixture {
             let svc = tx.create_service(&sub.sid, "tenant", "Tenant")?;
             let env = tx.create_environment(&svc, "dev-environment", Some("dev"))?;
             let v = store_version(tx, &svc, "/tenant.txt", Visibility::Public, b"tenant")?;
-            let build = tx.create_build(&svc, std::slice::from_ref(&v.sid), json!([]), None)?;
+            let mut build = tx.create_build(&svc, std::slice::from_ref(&v.sid), json!([]), None)?;
+            tx.build_now(&mut build)?;
             let dep = tx.deploy(&env, &build.sid)?;
             let var = tx.create_variable(&env, "TENANT", "secret")?;
             let tenant = Tenant {
@@ -752,8 +775,8 @@ fn environments_deployments_and_variables() {
     let v1 = sid(&api.upload(&s, &asset, "/hello.txt", "public", b"hello v1"));
     let v2 = sid(&api.upload(&s, &asset, "/hello.txt", "public", b"hello v2"));
     let builds = format!("/v1/Services/{s}/Builds");
-    let b1 = sid(&api.post(&builds, &[("AssetVersions", &v1)]).expect(201));
-    let b2 = sid(&api.post(&builds, &[("AssetVersions", &v2)]).expect(201));
+    let b1 = api.build(&builds, &[("AssetVersions", &v1)]);
+    let b2 = api.build(&builds, &[("AssetVersions", &v2)]);
     let deps = format!("{envs}/{e}/Deployments");
     let d1 = api
         .post(&deps, &[("BuildSid", &b1), ("IsPlugin", "false")])
@@ -1059,13 +1082,11 @@ fn assets_and_versions() {
     let ov = sid(&api.upload(&s, &other, "/other.txt", "public", b"other"));
     let tv = sid(&api.upload(&s, &third, "/third.txt", "public", b"third"));
     let builds = format!("/v1/Services/{s}/Builds");
-    let live = sid(&api
-        .post(
-            &builds,
-            &[("AssetVersions", &sid(&v1)), ("AssetVersions", &ov)],
-        )
-        .expect(201));
-    let old = sid(&api.post(&builds, &[("AssetVersions", &tv)]).expect(201));
+    let live = api.build(
+        &builds,
+        &[("AssetVersions", &sid(&v1)), ("AssetVersions", &ov)],
+    );
+    let old = api.build(&builds, &[("AssetVersions", &tv)]);
     api.post(
         &format!("/v1/Services/{s}/Environments/{env}/Deployments"),
         &[("BuildSid", &live)],
@@ -1153,7 +1174,8 @@ fn builds_create_fetch_status_delete_and_limits() {
     assert_keys(&build["links"], &["build_status"], "build links");
     let id = sid(&build);
     assert!(id.starts_with("ZB"));
-    assert_eq!(build["status"], json!("completed"));
+    // Created `building` (as at Twilio); the build step completes it in the background.
+    assert_eq!(build["status"], json!("building"));
     assert_eq!(build["runtime"], json!("node18"));
     assert_eq!(build["function_versions"], json!([]));
     assert_eq!(
@@ -1173,10 +1195,27 @@ fn builds_create_fetch_status_delete_and_limits() {
             assert_eq!(e[k], v[k], "{k}");
         }
     }
-    assert_eq!(api.get(&format!("{builds}/{id}")).expect(200), build);
-    let status = api.get(&format!("{builds}/{id}/Status")).expect(200);
-    assert_keys(&status, BUILD_STATUS_KEYS, "build status");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let status = api.get(&format!("{builds}/{id}/Status")).expect(200);
+        assert_keys(&status, BUILD_STATUS_KEYS, "build status");
+        if status["status"] != json!("building") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "build {id} never completed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
     assert_eq!(status["status"], json!("completed"));
+    // Fetched again, the build is the created one with its new status.
+    let completed = api.get(&format!("{builds}/{id}")).expect(200);
+    assert_eq!(completed["status"], json!("completed"));
+    let mut masked = completed.clone();
+    masked["status"] = json!("building");
+    masked["date_updated"] = build["date_updated"].clone();
+    assert_eq!(masked, build);
     assert_eq!(status["url"], json!(format!("{base}{builds}/{id}/Status")));
     assert_eq!(status["sid"], json!(id));
 
@@ -1268,7 +1307,7 @@ fn builds_create_fetch_status_delete_and_limits() {
     assert_eq!(listed.len(), 3, "refused builds are not stored: {listed:?}");
     let full = api.list_all(&builds, "builds");
     assert!(
-        full.iter().any(|b| b == &build),
+        full.iter().any(|b| b == &completed),
         "listed builds embed their versions too"
     );
 
@@ -1330,12 +1369,10 @@ fn deleting_a_service_removes_everything_under_it() {
         )
         .expect(201));
     let v = sid(&api.upload(&s, &a, "/x.txt", "public", b"doomed bytes"));
-    let b = sid(&api
-        .post(
-            &format!("/v1/Services/{s}/Builds"),
-            &[("AssetVersions", &v)],
-        )
-        .expect(201));
+    let b = api.build(
+        &format!("/v1/Services/{s}/Builds"),
+        &[("AssetVersions", &v)],
+    );
     let d = sid(&api
         .post(
             &format!("/v1/Services/{s}/Environments/{e}/Deployments"),

@@ -250,7 +250,8 @@ fn root_asset_at_slash_wins_over_assets_index() {
                     )?;
                     versions.push(v.sid);
                 }
-                let build = tx.create_build(&svc, &versions, serde_json::json!([]), None)?;
+                let mut build = tx.create_build(&svc, &versions, serde_json::json!([]), None)?;
+                tx.build_now(&mut build)?;
                 tx.deploy(&env, &build.sid)?;
                 Ok(env.label)
             })

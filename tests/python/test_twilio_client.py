@@ -11,6 +11,7 @@ Prints DEPLOYED_DOMAIN=<domain> at the end; exits non-zero on any failure.
 import json
 import os
 import sys
+import time
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -110,14 +111,20 @@ def main():
     deps = [{"name": "twilio", "version": "3.29.2"}]
     build = svc.builds.create(asset_versions=[version_sid], dependencies=json.dumps(deps), runtime="node18")
     assert build.sid.startswith("ZB")
-    assert build.status == "completed", build.status
+    assert build.status == "building", build.status
     assert [v["sid"] for v in build.asset_versions] == [version_sid], build.asset_versions
     assert build.asset_versions[0]["path"] == "/from-python.txt"
     assert build.asset_versions[0]["visibility"] == "public"
     assert build.dependencies == deps, build.dependencies
     assert build.runtime == "node18"
+    # Poll the Status sub-resource until the build step is done, as the toolkit does.
+    deadline = time.monotonic() + 60
     status = svc.builds(build.sid).build_status().fetch()
-    assert status.status == "completed" and status.sid == build.sid
+    while status.status == "building" and time.monotonic() < deadline:
+        time.sleep(0.01)
+        status = svc.builds(build.sid).build_status().fetch()
+    assert status.status == "completed" and status.sid == build.sid, status.status
+    assert svc.builds(build.sid).fetch().status == "completed"
     assert [b.sid for b in svc.builds.list()] == [build.sid]
     err = expect_error(400, lambda: svc.builds.create())
     assert err.code == 20001 and "At least one" in err.msg, err.msg

@@ -184,6 +184,7 @@ fn create(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
         let svc = service_in(ctx, tx, &args[0])?;
         tx.create_build(&svc, &versions, dependencies, runtime)
     })?;
+    ctx.builder.enqueue(build.sid.clone());
     let lookup = ctx.store.read()?;
     Ok(json_reply(201, &build_json(&ctx.base, &lookup, &build)?))
 }

@@ -21,6 +21,7 @@ pub mod staging;
 pub mod sync;
 pub mod upload;
 
+use crate::builder::Builder;
 use crate::http::AppConfig;
 use crate::http::server::{Body, Reply, Request};
 use crate::store::{Account, Store};
@@ -28,6 +29,7 @@ use auth::Limiter;
 pub use error::{ApiError, ApiResult};
 use form::Params;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Who is calling: the authenticated account, and the API key used (if any).
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Ctx<'s, 'r, 'b> {
     pub store: &'s Store,
     /// Server settings (the base domain of environment domains).
     pub config: &'s AppConfig,
+    /// Where created builds are queued for their build step.
+    pub builder: &'s Builder,
     pub req: &'r mut Request<'b>,
     pub caller: Caller,
     /// `http://host[:port]`: the prefix of every absolute URL in responses.
@@ -91,18 +95,15 @@ pub static ROUTES: &[&[Route]] = &[
 /// Shared state of the API (the failed-authentication limiter).
 pub struct Api {
     limiter: Limiter,
-}
-
-impl Default for Api {
-    fn default() -> Self {
-        Api::new()
-    }
+    builder: Arc<Builder>,
 }
 
 impl Api {
-    pub fn new() -> Api {
+    /// The API; builds it creates are queued on `builder`.
+    pub fn new(builder: Arc<Builder>) -> Api {
         Api {
             limiter: Limiter::new(),
+            builder,
         }
     }
 
@@ -162,6 +163,7 @@ impl Api {
         let mut ctx = Ctx {
             store,
             config,
+            builder: &self.builder,
             req,
             caller,
             base: format!("{scheme}://{host}"),
