@@ -2,9 +2,10 @@
 
 use super::ops::{Lookup, Tx, new_sid};
 use super::records::{Account, ApiKey};
-use super::tables::{ACCOUNTS, CHILDREN, KEYS};
-use super::{Result, StoreError, encode_json, get_json, new_token};
+use super::tables::{ACCOUNTS, CHILDREN, INACTIVE_ACCOUNTS, KEYS};
+use super::{Result, StoreError, decode_json, encode_json, get_json, new_token};
 use crate::model::{Digest, SidKind};
+use redb::{ReadableTable, WriteTransaction};
 
 /// Most subaccounts one main account may have (Twilio's default limit is 1,000).
 pub const MAX_SUBACCOUNTS: usize = 1000;
@@ -21,6 +22,12 @@ impl Tx<'_> {
         self.txn()
             .open_table(ACCOUNTS)?
             .insert(a.sid.as_str(), encode_json(a).as_slice())?;
+        let mut inactive = self.txn().open_table(INACTIVE_ACCOUNTS)?;
+        if a.status == "active" {
+            inactive.remove(a.sid.as_str())?;
+        } else {
+            inactive.insert(a.sid.as_str(), ())?;
+        }
         Ok(())
     }
 
@@ -216,4 +223,18 @@ impl Lookup {
     pub fn api_keys(&self, account_sid: &str) -> Result<Vec<ApiKey>> {
         self.children_of(account_sid, "SK", KEYS)
     }
+}
+
+/// Rebuilds the index of accounts that are not `active` from the accounts themselves.
+pub(crate) fn rebuild_inactive(txn: &WriteTransaction) -> Result<()> {
+    txn.delete_table(INACTIVE_ACCOUNTS)?;
+    let mut inactive = txn.open_table(INACTIVE_ACCOUNTS)?;
+    for item in txn.open_table(ACCOUNTS)?.iter()? {
+        let (sid, v) = item?;
+        let a: Account = decode_json(v.value())?;
+        if a.status != "active" {
+            inactive.insert(sid.value(), ())?;
+        }
+    }
+    Ok(())
 }

@@ -186,6 +186,7 @@ impl Store {
                             "the backup's checksum does not match its contents".into(),
                         ));
                     }
+                    super::accounts::rebuild_inactive(txn)?;
                     return Ok(BackupReport {
                         records,
                         bytes: bytes + 33,

@@ -252,6 +252,7 @@ impl Store {
             txn.open_table(MANIFESTS)?;
             txn.open_table(VARIABLES)?;
         }
+        accounts::rebuild_inactive(&txn)?;
         txn.commit()?;
         Ok(())
     }

@@ -751,7 +751,8 @@ impl Lookup {
 
     /// Resolves an asset request: host label → environment → active build → route for the
     /// first of `paths` that exists. The root rule: when `/` is asked and the build has no `/`
-    /// route, `/assets/index.html` answers. `None` when the host, build or path is unknown.
+    /// route, `/assets/index.html` answers. `None` when the host, build or path is unknown, or
+    /// the owning account is suspended or closed.
     pub fn resolve(&self, label: &str, paths: &[&str]) -> Result<Option<Hit>> {
         let host = match self.txn.open_table(HOSTS)?.get(label)? {
             Some(v) => HostEntry::decode(v.value())
@@ -761,6 +762,15 @@ impl Lookup {
         let Some(build_sid) = host.build_sid else {
             return Ok(None);
         };
+        // SECURITY: a suspended or closed account serves nothing, whatever the visibility.
+        if self
+            .txn
+            .open_table(INACTIVE_ACCOUNTS)?
+            .get(host.account_sid.as_str())?
+            .is_some()
+        {
+            return Ok(None);
+        }
         let routes = self.txn.open_table(ROUTES)?;
         let mut candidates: Vec<&str> = paths.to_vec();
         if paths.contains(&"/") {

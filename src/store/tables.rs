@@ -13,6 +13,9 @@ pub const CHUNK_SIZE: usize = 262_100;
 /// `schema_version`, `main_account`, `next_blob_id`, `next_seq`.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("accounts");
+/// Account SID → () for every account that is not `active` (derived from ACCOUNTS, rebuilt on
+/// open and after a restore; not in backups): the asset path serves none of their assets.
+pub const INACTIVE_ACCOUNTS: TableDefinition<&str, ()> = TableDefinition::new("inactive_accounts");
 pub const SERVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("services");
 /// (account sid, lower-case unique name) → service sid.
 pub const SERVICE_NAMES: TableDefinition<(&str, &str), &str> =

@@ -526,3 +526,49 @@ fn verify_reports_a_damaged_chunk() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains(&digest.to_hex()) && problems[0].contains("does not match"));
 }
+
+#[test]
+fn a_suspended_account_serves_nothing_and_stays_so_after_a_restore() {
+    let (_d, store) = open();
+    let (sub_sid, label) = store
+        .write(|tx| {
+            let (main, _) = tx.ensure_main_account()?;
+            let sub = tx.create_subaccount(&main.sid, "Tenant")?;
+            let svc = tx.create_service(&sub.sid, "t", "t")?;
+            let env = tx.create_environment(&svc, "dev", Some("dev"))?;
+            let put = tx.put_blob(&mut &b"public bytes"[..], None, None)?;
+            let asset = tx.asset_named(&svc, "/p.txt")?;
+            let path = AssetPath::parse("/p.txt")?;
+            let v =
+                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let b = built(tx, &svc, &[v.sid])?;
+            tx.deploy(&env, &b.sid)?;
+            Ok((sub.sid, env.label))
+        })
+        .unwrap();
+    let served = |s: &Store| {
+        s.read()
+            .unwrap()
+            .resolve(&label, &["/p.txt"])
+            .unwrap()
+            .is_some()
+    };
+    assert!(served(&store));
+    store
+        .write(|tx| tx.update_account(&sub_sid, None, Some("suspended")))
+        .unwrap();
+    assert!(!served(&store));
+
+    let mut file = Vec::new();
+    store.read().unwrap().backup(&mut file).unwrap();
+    let (_d2, restored) = open();
+    restored.restore(&mut &file[..]).unwrap();
+    assert!(
+        !served(&restored),
+        "a restore must keep a suspended account dark"
+    );
+    restored
+        .write(|tx| tx.update_account(&sub_sid, None, Some("active")))
+        .unwrap();
+    assert!(served(&restored));
+}

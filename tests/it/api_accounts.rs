@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 
 const SECRET_MP3: &[u8] = b"ID3 protected bytes of the main account";
+const TENANT_PAGE: &[u8] = b"the tenant's public page";
 const TENANT_MP3: &[u8] = b"ID3 protected bytes of a subaccount";
 
 /// A data directory with the main account's deployed project (`example`: a public
@@ -48,7 +49,13 @@ fn fixture() -> Fixture {
                 "audio/mpeg",
                 &put.digest,
             )?;
-            let mut build = tx.create_build(&svc, &[v.sid], serde_json::json!([]), None)?;
+            let put = tx.put_blob(&mut &TENANT_PAGE[..], None, None)?;
+            let asset = tx.asset_named(&svc, "/tenant.txt")?;
+            let path = AssetPath::parse("/tenant.txt")?;
+            let page =
+                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let mut build =
+                tx.create_build(&svc, &[v.sid, page.sid], serde_json::json!([]), None)?;
             tx.build_now(&mut build)?;
             tx.deploy(&env, &build.sid)?;
             Ok((sub, env.label))
@@ -677,7 +684,7 @@ fn token_rotation_moves_api_and_signatures_to_the_new_token() {
 }
 
 #[test]
-fn suspended_and_closed_subaccounts_lose_api_and_protected_assets() {
+fn suspended_and_closed_subaccounts_lose_api_and_every_asset() {
     let f = fixture();
     let srv = Server::start(f.data.path(), &[]);
     let a = srv.addr;
@@ -694,13 +701,18 @@ fn suspended_and_closed_subaccounts_lose_api_and_protected_assets() {
     ));
     assert_eq!(call(a, with_key, "GET", "/v1/NoSuchThing", "").0, 404);
 
+    // (public, signed protected, unsigned protected) statuses of the tenant's assets.
+    let tenant_assets = |srv: &Server| {
+        (
+            protected(srv, &f.sub_label, "/tenant.txt", None).status,
+            protected(srv, &f.sub_label, "/tenant.mp3", Some(&f.sub_token)).status,
+            protected(srv, &f.sub_label, "/tenant.mp3", None).status,
+        )
+    };
     let r = protected(&srv, &f.sub_label, "/tenant.mp3", Some(&f.sub_token));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, TENANT_MP3);
-    assert_eq!(
-        protected(&srv, &f.sub_label, "/tenant.mp3", None).status,
-        403
-    );
+    assert_eq!(tenant_assets(&srv), (200, 200, 403));
 
     let (s, _, _) = call(a, main, "POST", &path, "Status=suspended");
     assert_eq!(s, 200);
@@ -708,32 +720,32 @@ fn suspended_and_closed_subaccounts_lose_api_and_protected_assets() {
     assert_error(s, &b, 401, 20003);
     let (s, b, _) = call(a, with_key, "GET", "/v1/NoSuchThing", "");
     assert_error(s, &b, 401, 20003);
-    assert_eq!(
-        protected(&srv, &f.sub_label, "/tenant.mp3", Some(&f.sub_token)).status,
-        403
-    );
+    // Regression: public assets of a suspended subaccount were still served. A suspended
+    // account serves nothing, and answers as if the asset did not exist.
+    assert_eq!(tenant_assets(&srv), (404, 404, 404));
     // The main account's own assets are unaffected.
     assert_eq!(
         protected(&srv, &f.label, "/secret.mp3", Some(&f.token)).status,
         200
     );
+    assert_eq!(protected(&srv, &f.label, "/hello.txt", None).status, 200);
 
     let (s, _, _) = call(a, main, "POST", &path, "Status=active");
     assert_eq!(s, 200);
-    assert_eq!(
-        protected(&srv, &f.sub_label, "/tenant.mp3", Some(&f.sub_token)).status,
-        200
-    );
+    assert_eq!(tenant_assets(&srv), (200, 200, 403));
     assert_eq!(call(a, with_key, "GET", "/v1/NoSuchThing", "").0, 404);
 
     let (s, _, _) = call(a, main, "POST", &path, "Status=closed");
     assert_eq!(s, 200);
-    assert_eq!(
-        protected(&srv, &f.sub_label, "/tenant.mp3", Some(&f.sub_token)).status,
-        403
-    );
+    assert_eq!(tenant_assets(&srv), (404, 404, 404));
     let (s, b, _) = call(a, sub, "GET", "/2010-04-01/Accounts", "");
     assert_error(s, &b, 401, 20003);
+
+    // Still dark after a restart.
+    drop(srv);
+    let srv = Server::start(f.data.path(), &[]);
+    assert_eq!(tenant_assets(&srv), (404, 404, 404));
+    assert_eq!(protected(&srv, &f.label, "/hello.txt", None).status, 200);
 }
 
 #[test]
