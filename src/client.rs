@@ -40,6 +40,8 @@ pub struct Client {
 
 /// Requests are retried this many times on connection errors, 429 and 5xx.
 const ATTEMPTS: u32 = 4;
+/// A 429 whose `Retry-After` asks for longer than this is an error, not retried.
+const MAX_RETRY_AFTER_SECS: u64 = 10;
 
 impl Client {
     /// A client for `base` (`http://host[:port]`) authenticating as `user`/`password`
@@ -132,6 +134,11 @@ impl Client {
             match self.agent.run(req) {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
                     let head: usize = resp
                         .headers()
                         .iter()
@@ -149,11 +156,26 @@ impl Client {
                         })?;
                     self.wire
                         .fetch_add((head + bytes.len()) as u64, Ordering::Relaxed);
+                    // A 429 that asks for a long wait is reported, not waited out.
+                    let long_wait = retry_after.filter(|&s| s > MAX_RETRY_AFTER_SECS);
+                    if let (429, Some(secs)) = (status, long_wait) {
+                        return Err(ClientError {
+                            status: Some(status),
+                            message: format!(
+                                "{}; try again in {}",
+                                error_message(status, &bytes),
+                                crate::model::time::human_duration(secs)
+                            ),
+                        });
+                    }
                     if (status == 429 || status >= 500) && attempt + 1 < ATTEMPTS {
                         last = Some(ClientError {
                             status: Some(status),
                             message: error_message(status, &bytes),
                         });
+                        if let Some(secs) = retry_after {
+                            std::thread::sleep(Duration::from_secs(secs));
+                        }
                         continue;
                     }
                     return Ok((status, bytes));

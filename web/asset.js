@@ -21,26 +21,14 @@ export async function cachedInfo(api, S, A, V) {
   return infoCache.get(V);
 }
 
-/** The version this console created last, by asset SID (see [`latestVersion`]). */
-const createdHere = new Map();
-
-/** Records an uploaded version: its size and type (no HEAD needed) and that it is newest. */
+/** Records an uploaded version: its size and type, so that no HEAD is needed for them. */
 export function rememberVersion(v, size, type) {
   infoCache.set(v.sid, Promise.resolve({ size, type }));
-  createdHere.set(v.asset_sid, v.sid);
 }
 
-/**
- * The newest of an asset's versions (listed oldest first). Creation times have one-second
- * resolution and the API orders versions of the same second by SID, so among versions of the
- * latest second the one this console created last wins; otherwise the list's last one.
- */
+/** The newest of an asset's versions: the API lists them oldest first, in creation order. */
 export function latestVersion(versions) {
-  if (!versions.length) return null;
-  const newest = versions.reduce((max, v) => (v.date_created > max ? v.date_created : max), '');
-  const tied = versions.filter((v) => v.date_created === newest);
-  const mine = createdHere.get(tied[0].asset_sid);
-  return tied.find((v) => v.sid === mine) || tied[tied.length - 1];
+  return versions.length ? versions[versions.length - 1] : null;
 }
 
 const VIS = ['public', 'protected', 'private'];

@@ -41,6 +41,10 @@ pub struct Args {
     /// the pass runs hourly)
     #[argh(option, default = "7")]
     retention_days: u64,
+    /// builds one account may create per hour through the API, as Twilio (default 100; 0: no
+    /// limit)
+    #[argh(option, default = "100")]
+    builds_per_hour: u32,
     /// request worker threads (default 4)
     #[argh(option, default = "4")]
     workers: usize,
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> CliResult {
             base_domain,
             trusted_proxies: args.trusted_proxy,
             retention_secs,
+            builds_per_hour: args.builds_per_hour,
         },
     );
     server.run(Arc::new(app))?;

@@ -28,6 +28,9 @@ pub struct AppConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Age past which unused builds and versions are removed by the retention pass.
     pub retention_secs: u64,
+    /// Builds one account may create per hour through the API (Twilio's limit is 100); 0 means
+    /// no limit.
+    pub builds_per_hour: u32,
 }
 
 /// The request router: asset hosts, path-style asset URLs, management host.

@@ -32,6 +32,19 @@ pub fn http_date(unix_secs: u64) -> String {
     )
 }
 
+/// A wait for people: `45 s`, `12 min`, `1 h 5 min` (minutes rounded up).
+pub fn human_duration(secs: u64) -> String {
+    if secs < 60 {
+        return format!("{secs} s");
+    }
+    let mins = secs.div_ceil(60);
+    match (mins / 60, mins % 60) {
+        (0, m) => format!("{m} min"),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -56,5 +69,16 @@ mod tests {
         assert_eq!(iso8601(1_541_880_000), "2018-11-10T20:00:00Z");
         assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(0), "0 s");
+        assert_eq!(human_duration(59), "59 s");
+        assert_eq!(human_duration(60), "1 min");
+        assert_eq!(human_duration(61), "2 min");
+        assert_eq!(human_duration(3600), "1 h");
+        assert_eq!(human_duration(3599), "1 h");
+        assert_eq!(human_duration(3900), "1 h 5 min");
     }
 }

@@ -53,6 +53,11 @@ pub enum StoreError {
     Conflict(String),
     /// A domain rule was broken.
     Invalid(String),
+    /// A rate limit was reached; the request may succeed after `retry_after_secs`.
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Bytes did not match the digest they were announced with.
     DigestMismatch {
         expected: String,
@@ -78,6 +83,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m) => {
                 f.write_str(m)
             }
+            StoreError::RateLimited { message, .. } => f.write_str(message),
             StoreError::DigestMismatch { expected, actual } => write!(
                 f,
                 "content digest mismatch: expected {expected}, got {actual}"
@@ -251,6 +257,7 @@ impl Store {
             txn.open_table(BLOB_OWNERS)?;
             txn.open_table(MANIFESTS)?;
             txn.open_table(VARIABLES)?;
+            txn.open_table(BUILD_LOG)?;
         }
         accounts::rebuild_inactive(&txn)?;
         txn.commit()?;

@@ -338,6 +338,7 @@ impl<'a> Tx<'a> {
             digest: digest.to_hex(),
             size: meta.size,
             date_created: self.now,
+            seq: self.next_seq()?,
         };
         self.put(VERSIONS, &v.sid, &v)?;
         self.link(&asset.sid, &v.sid)?;
@@ -423,7 +424,46 @@ impl<'a> Tx<'a> {
         }
         self.put(BUILDS, &build.sid, &build)?;
         self.link(&service.sid, &build.sid)?;
+        let mut log = self.txn.open_table(BUILD_LOG)?;
+        log.insert(
+            (service.account_sid.as_str(), self.now, build.sid.as_str()),
+            (),
+        )?;
         Ok(build)
+    }
+
+    /// Refuses a new build of `account_sid` when `per_hour` builds were created in the last
+    /// hour (`RateLimited`, with the seconds until the oldest leaves the window); 0 means no
+    /// limit. Forgets creations older than an hour.
+    pub fn check_build_rate(&mut self, account_sid: &str, per_hour: u32) -> Result<()> {
+        let since = self.now.saturating_sub(BUILD_WINDOW_SECS - 1);
+        let mut log = self.txn.open_table(BUILD_LOG)?;
+        let old: Vec<(u64, String)> = log
+            .range((account_sid, 0u64, "")..(account_sid, since, ""))?
+            .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
+            .collect::<std::result::Result<_, _>>()?;
+        for (at, sid) in &old {
+            log.remove((account_sid, *at, sid.as_str()))?;
+        }
+        if per_hour == 0 {
+            return Ok(());
+        }
+        let mut recent = log.range((account_sid, since, "")..=(account_sid, u64::MAX, "~"))?;
+        let Some(first) = recent.next().transpose()? else {
+            return Ok(());
+        };
+        let oldest = first.0.value().1;
+        drop(first);
+        let count = 1 + recent.count() as u64;
+        if count < u64::from(per_hour) {
+            return Ok(());
+        }
+        Err(StoreError::RateLimited {
+            message: format!(
+                "Too many builds: this server allows {per_hour} builds per account per hour"
+            ),
+            retry_after_secs: (oldest + BUILD_WINDOW_SECS).saturating_sub(self.now),
+        })
     }
 
     /// Computes (once per blob) the gzip variants of `digests`; blobs already done are skipped.
@@ -583,6 +623,9 @@ where
     }
     Ok(out)
 }
+
+/// The window of the builds-per-hour limit.
+const BUILD_WINDOW_SECS: u64 = 3600;
 
 /// Build statuses.
 pub const BUILDING: &str = "building";

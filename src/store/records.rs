@@ -73,6 +73,17 @@ pub struct AssetVersion {
     pub digest: String,
     pub size: u64,
     pub date_created: u64,
+    /// Creation order across the store (`date_created` has one-second resolution): versions
+    /// are listed, and the latest is chosen, by (`date_created`, `seq`). Not in the API.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+impl AssetVersion {
+    /// The key versions are ordered by: oldest first, creation order within a second.
+    pub fn order(&self) -> (u64, u64, &str) {
+        (self.date_created, self.seq, &self.sid)
+    }
 }
 
 /// An immutable manifest of asset versions.

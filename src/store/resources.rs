@@ -526,9 +526,11 @@ impl Lookup {
             .filter(|a| a.service_sid == service_sid))
     }
 
-    /// The versions of an asset that still exist.
+    /// The versions of an asset that still exist, oldest first (creation order).
     pub fn asset_versions(&self, asset_sid: &str) -> Result<Vec<AssetVersion>> {
-        self.children_of(asset_sid, "ZN", VERSIONS)
+        let mut versions: Vec<AssetVersion> = self.children_of(asset_sid, "ZN", VERSIONS)?;
+        versions.sort_by(|a, b| a.order().cmp(&b.order()));
+        Ok(versions)
     }
 
     /// The build `sid` when it belongs to `service_sid`.

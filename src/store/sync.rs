@@ -86,12 +86,14 @@ impl Tx<'_> {
     /// Creates the versions (reusing an asset's identical latest version), the build and, when
     /// `env` is given, the deployment of a manifest, all in this transaction. Every blob must
     /// be stored and owned by the account. When `env` already runs exactly these versions,
-    /// nothing is created and `unchanged` is true.
+    /// nothing is created and `unchanged` is true. A new build counts against
+    /// `builds_per_hour` (see [`Tx::check_build_rate`]).
     pub fn build_manifest(
         &mut self,
         service: &Service,
         manifest_sid: &str,
         env: Option<&Environment>,
+        builds_per_hour: u32,
     ) -> Result<ManifestBuild> {
         let manifest: Manifest = get_json(&self.txn().open_table(MANIFESTS)?, manifest_sid)?
             .filter(|m: &Manifest| m.service_sid == service.sid)
@@ -156,6 +158,7 @@ impl Tx<'_> {
                 });
             }
         }
+        self.check_build_rate(&service.account_sid, builds_per_hour)?;
         let mut build = self.create_build(service, &sids, serde_json::json!([]), None)?;
         self.build_now(&mut build)?;
         let deployment = match env {
@@ -178,9 +181,10 @@ impl Tx<'_> {
         e: &ManifestEntry,
     ) -> Result<Option<AssetVersion>> {
         let versions: Vec<AssetVersion> = self.children_of(asset_sid, "ZN", VERSIONS)?;
+        // The latest by creation order (`date_created` alone ties within a second).
         Ok(versions
             .into_iter()
-            .max_by_key(|v| (v.date_created, v.sid.clone()))
+            .max_by(|a, b| a.order().cmp(&b.order()))
             .filter(|v| {
                 v.path == e.path
                     && v.visibility.eq_ignore_ascii_case(&e.visibility)

@@ -33,6 +33,10 @@ pub const ROUTES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("r
 pub const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 /// (environment sid, sequence) → deployment sid, for history in order.
 pub const DEPLOY_LOG: TableDefinition<(&str, u64), &str> = TableDefinition::new("deploy_log");
+/// (account SID, creation second, build SID) → () for builds created within the last hour
+/// (older rows are pruned as new ones come): the builds-per-hour limit counts creations,
+/// including builds deleted since. Transient: not in backups.
+pub const BUILD_LOG: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("build_log");
 /// (parent sid, child sid) → (): account→service, service→environment/asset/build,
 /// asset→version.
 pub const CHILDREN: TableDefinition<(&str, &str), ()> = TableDefinition::new("children");

@@ -572,3 +572,115 @@ fn a_suspended_account_serves_nothing_and_stays_so_after_a_restore() {
         .unwrap();
     assert!(served(&restored));
 }
+
+#[test]
+fn builds_per_hour_counts_creations_and_forgets_after_an_hour() {
+    let (_d, store) = open();
+    let (acct, svc, sids) = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "rate", "rate")?;
+            let put = tx.put_blob(&mut &b"bytes"[..], None, None)?;
+            let asset = tx.asset_named(&svc, "/r.txt")?;
+            let path = AssetPath::parse("/r.txt")?;
+            let v =
+                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            Ok((acct.sid, svc, vec![v.sid]))
+        })
+        .unwrap();
+    let create = |limit: u32| {
+        store.write(|tx| {
+            tx.check_build_rate(&acct, limit)?;
+            tx.create_build(&svc, &sids, serde_json::json!([]), None)
+        })
+    };
+    let first = create(3).unwrap();
+    create(3).unwrap();
+    // A deleted build still counts: the limit is on creations.
+    store.write(|tx| tx.delete_build(&first)).unwrap();
+    create(3).unwrap();
+    match create(3) {
+        Err(StoreError::RateLimited {
+            message,
+            retry_after_secs,
+        }) => {
+            assert!(
+                message.contains("3 builds per account per hour"),
+                "{message}"
+            );
+            assert!(
+                (3590..=3600).contains(&retry_after_secs),
+                "{retry_after_secs}"
+            );
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    // No limit, and another account is not affected.
+    create(0).unwrap();
+    store
+        .write(|tx| tx.check_build_rate("AC00000000000000000000000000000000", 1))
+        .unwrap();
+
+    // Rows older than an hour are forgotten.
+    store
+        .write(|tx| {
+            let mut log = tx.txn().open_table(tables::BUILD_LOG)?;
+            let rows: Vec<(u64, String)> = log
+                .iter()?
+                .map(|r| r.map(|(k, _)| (k.value().1, k.value().2.to_string())))
+                .collect::<std::result::Result<_, _>>()?;
+            for (at, sid) in rows {
+                log.remove((acct.as_str(), at, sid.as_str()))?;
+                log.insert((acct.as_str(), at - 3600, sid.as_str()), ())?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    create(1).unwrap();
+    let left = store
+        .write(|tx| {
+            Ok(redb::ReadableTableMetadata::len(
+                &tx.txn().open_table(tables::BUILD_LOG)?,
+            )?)
+        })
+        .unwrap();
+    assert_eq!(left, 1, "the moved rows were pruned, the new one kept");
+}
+
+/// Regression: versions created within one second were ordered by their random SIDs, so the
+/// "latest" version (what a redeploy compares against) could be an older one, and reverting a
+/// file made a new build instead of an unchanged redeploy.
+#[test]
+fn versions_of_one_second_keep_their_creation_order() {
+    let (_d, store) = open();
+    let (asset, created) = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "order", "order")?;
+            let asset = tx.asset_named(&svc, "/o.txt")?;
+            let path = AssetPath::parse("/o.txt")?;
+            let mut created = Vec::new();
+            for i in 0..40u32 {
+                let put = tx.put_blob(&mut &i.to_le_bytes()[..], None, None)?;
+                let v = tx.create_version(
+                    &asset,
+                    &path,
+                    Visibility::Public,
+                    "text/plain",
+                    &put.digest,
+                )?;
+                created.push(v.sid);
+            }
+            Ok((asset, created))
+        })
+        .unwrap();
+    let listed: Vec<String> = store
+        .read()
+        .unwrap()
+        .asset_versions(&asset.sid)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.sid)
+        .collect();
+    assert_eq!(listed, created);
+}

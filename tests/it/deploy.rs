@@ -352,3 +352,70 @@ fn gc_and_verify_offline() {
     let (ok, out, _) = cli(&["verify", "--data", data]);
     assert!(ok && out.contains("ok: 2 blobs"), "{out}");
 }
+
+/// Twilio's limit of 100 builds per account per hour, here set to 2 with `--builds-per-hour`:
+/// the API answers 429 / 20429 with `Retry-After`, `assetd deploy` says when to try again and
+/// changes nothing, and an unchanged redeploy (no new build) still succeeds.
+#[test]
+fn builds_past_the_hourly_limit_get_429_and_deploy_says_when_to_retry() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &["--builds-per-hour", "2"]);
+    let p = project(&[("index.txt", b"one")]);
+    let dir = p.path().to_str().unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "rate"]);
+    assert!(ok, "{out}{err}");
+    let host = format!("{}.localhost", label_of(&out));
+    std::fs::write(p.path().join("assets/index.txt"), b"two").unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "rate"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(srv.get(&host, "/index.txt").body, b"two");
+
+    std::fs::write(p.path().join("assets/index.txt"), b"three").unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "rate"]);
+    assert!(!ok, "a third build within the hour must be refused: {out}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains("(429)") && err.contains("2 builds per account per hour"),
+        "{err}"
+    );
+    assert!(err.contains("try again in 1 h"), "{err}");
+    assert_eq!(srv.get(&host, "/index.txt").body, b"two", "nothing changed");
+
+    // The plain API: 429 / 20429 with Retry-After, before any build is stored.
+    let auth = basic(&b.sid, &b.token);
+    let list = request(
+        srv.addr,
+        "GET",
+        "localhost",
+        "/v1/Services/rate/Builds",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let builds: serde_json::Value = serde_json::from_slice(&list.body).unwrap();
+    let version = builds["builds"][0]["asset_versions"][0]["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = request(
+        srv.addr,
+        "POST",
+        "localhost",
+        "/v1/Services/rate/Builds",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("AssetVersions={version}").as_bytes(),
+    );
+    assert_eq!(r.status, 429, "{}", r.text());
+    let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(e["code"], 20429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((3500..=3600).contains(&retry), "{retry}");
+
+    // Nothing new to build: an unchanged redeploy is not a build and succeeds.
+    std::fs::write(p.path().join("assets/index.txt"), b"two").unwrap();
+    let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "rate"]);
+    assert!(ok, "{out}{err}");
+    assert!(summary(&out).starts_with("unchanged"), "{out}");
+}

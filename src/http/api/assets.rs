@@ -123,7 +123,12 @@ fn list_versions(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply>
     let rows = lookup
         .asset_versions(&a.sid)?
         .into_iter()
-        .map(|v| (json::sort_key(v.date_created, &v.sid), v))
+        .map(|v| {
+            (
+                json::sort_key(v.date_created, &format!("{:020}-{}", v.seq, v.sid)),
+                v,
+            )
+        })
         .collect();
     let base = ctx.base.clone();
     paged(ctx, "asset_versions", rows, |v| {

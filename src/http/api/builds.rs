@@ -182,6 +182,7 @@ fn create(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     } = parse_create(&form)?;
     let build = ctx.store.write(|tx| {
         let svc = service_in(ctx, tx, &args[0])?;
+        tx.check_build_rate(&svc.account_sid, ctx.config.builds_per_hour)?;
         tx.create_build(&svc, &versions, dependencies, runtime)
     })?;
     ctx.builder.enqueue(build.sid.clone());

@@ -103,6 +103,15 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::new(404, 20404, m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Invalid(m) => ApiError::invalid(m),
+            StoreError::RateLimited {
+                message,
+                retry_after_secs,
+            } => {
+                let mut e = ApiError::new(429, 20429, message);
+                e.headers
+                    .push(("retry-after".into(), retry_after_secs.max(1).to_string()));
+                e
+            }
             e @ StoreError::DigestMismatch { .. } => ApiError::invalid(e.to_string()),
             other => ApiError::internal(&other),
         }

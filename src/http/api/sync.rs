@@ -241,7 +241,7 @@ fn build_manifest(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
     };
     let result = ctx
         .store
-        .write(|tx| tx.build_manifest(&svc, &args[1], env.as_ref()))?;
+        .write(|tx| tx.build_manifest(&svc, &args[1], env.as_ref(), ctx.config.builds_per_hour))?;
     Ok(json_reply(
         201,
         &json!({
