@@ -1,26 +1,42 @@
 //! The build step, in the background: a build created through the API is `building` until the
 //! gzip variants of its compressible public and protected content are computed, then
-//! `completed`, or `failed` when content it needs is missing or cannot be read.
+//! `completed`, or `failed` when content it needs is missing or damaged.
 //!
 //! One thread works through the queue, one build at a time. Each step is its own transaction
 //! and safe to repeat, so a crash at any moment leaves the build `building`; the builds still
-//! `building` when the server starts are queued again.
+//! `building` when the server starts are queued again. A passing store error (I/O, a full
+//! disk) does not fail a build: it is tried again later.
 
 use crate::model::Digest;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 /// Gzip work done per write transaction: at most this many input bytes (other writers wait
 /// for a transaction, and each commit is a durable sync)…
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// …and at most this many blobs.
 const BATCH_BLOBS: usize = 256;
+/// After a passing store error, the builder waits this long before the next attempt.
+const RETRY_PAUSE: Duration = Duration::from_secs(5);
 
 /// The queue of builds to build and the thread that builds them.
 pub struct Builder {
     queue: Mutex<VecDeque<String>>,
     wake: Condvar,
+}
+
+/// What one attempt at a build came to.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// The build is now `completed` or `failed` (the status).
+    Finished(String),
+    /// Nothing to do: the build is gone or no longer `building`.
+    Nothing,
+    /// A passing store error: try again later.
+    Retry,
 }
 
 impl Builder {
@@ -40,7 +56,16 @@ impl Builder {
             .spawn(move || {
                 loop {
                     let sid = me.next();
-                    run(&store, &sid);
+                    // A bug in one build must not stop the builder: it fails that build.
+                    let outcome = catch_unwind(AssertUnwindSafe(|| run(&store, &sid)))
+                        .unwrap_or_else(|_| {
+                            eprintln!("assetd: build {sid} failed: the build step panicked");
+                            record(&store, &sid, false)
+                        });
+                    if outcome == Outcome::Retry {
+                        std::thread::sleep(RETRY_PAUSE);
+                        me.enqueue(sid);
+                    }
                 }
             })
             .expect("spawn the build thread");
@@ -67,45 +92,46 @@ impl Builder {
     }
 }
 
-/// Builds one build. Returns its final status; `None` when there was nothing to build (the
-/// build is gone, deleted meanwhile, or no longer `building`) or the store could not record
-/// the outcome (the build then stays `building` and is retried at the next start).
-pub fn run(store: &Store, build_sid: &str) -> Option<String> {
+/// Runs the build step of one build once.
+pub fn run(store: &Store, build_sid: &str) -> Outcome {
     match work(store, build_sid) {
-        Ok(None) => return None,
-        Ok(Some(())) => {}
-        Err(e) => {
+        Ok(false) => Outcome::Nothing,
+        Ok(true) => record(store, build_sid, true),
+        // Missing or damaged content: this build can never complete.
+        Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_) | StoreError::Invalid(_))) => {
             eprintln!("assetd: build {build_sid} failed: {e}");
-            return match store.write(|tx| tx.finish_build(build_sid, false)) {
-                Ok(status) => status,
-                Err(e) => {
-                    eprintln!("assetd: cannot record that build {build_sid} failed: {e}");
-                    None
-                }
-            };
+            record(store, build_sid, false)
         }
-    }
-    match store.write(|tx| tx.finish_build(build_sid, true)) {
-        Ok(status) => status,
         Err(e) => {
-            eprintln!("assetd: cannot complete build {build_sid}: {e}");
-            None
+            eprintln!("assetd: build {build_sid} will be tried again: {e}");
+            Outcome::Retry
         }
     }
 }
 
-/// The gzip work of one build, in batches. `Ok(None)` when there is nothing to build (gone,
-/// or no longer `building`).
-fn work(store: &Store, build_sid: &str) -> Result<Option<()>, crate::store::StoreError> {
-    let Some(digests) = store.read()?.build_work(build_sid)? else {
-        return Ok(None);
+/// Records the end of a build step.
+fn record(store: &Store, build_sid: &str, ok: bool) -> Outcome {
+    match store.write(|tx| tx.finish_build(build_sid, ok)) {
+        Ok(Some(status)) => Outcome::Finished(status),
+        Ok(None) => Outcome::Nothing,
+        Err(e) => {
+            eprintln!("assetd: cannot record the end of build {build_sid}: {e}");
+            Outcome::Retry
+        }
+    }
+}
+
+/// The gzip work of one build, in batches of write transactions after one short read (no
+/// snapshot is held while compressing). False when there is nothing to build (gone, or no longer `building`).
+fn work(store: &Store, build_sid: &str) -> Result<bool, StoreError> {
+    let Some(todo) = store.read()?.build_work(build_sid)? else {
+        return Ok(false);
     };
-    let lookup = store.read()?;
     let mut batch: Vec<Digest> = Vec::new();
     let mut bytes = 0u64;
-    for d in digests {
-        bytes += lookup.blob_size(&d)?.unwrap_or(0);
-        batch.push(d);
+    for (digest, size) in todo {
+        bytes += size;
+        batch.push(digest);
         if bytes >= BATCH_BYTES || batch.len() >= BATCH_BLOBS {
             store.write(|tx| tx.compress(&batch))?;
             batch.clear();
@@ -115,7 +141,7 @@ fn work(store: &Store, build_sid: &str) -> Result<Option<()>, crate::store::Stor
     if !batch.is_empty() {
         store.write(|tx| tx.compress(&batch))?;
     }
-    Ok(Some(()))
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -176,11 +202,14 @@ mod tests {
         assert!(err.to_string().contains("is still building"), "{err}");
         assert_eq!(store.read().unwrap().gzip_len(&digest).unwrap(), None);
 
-        assert_eq!(run(&store, &build.sid).as_deref(), Some("completed"));
+        assert_eq!(
+            run(&store, &build.sid),
+            Outcome::Finished("completed".into())
+        );
         assert!(store.read().unwrap().gzip_len(&digest).unwrap().is_some());
         store.write(|tx| tx.deploy(&env, &build.sid)).unwrap();
         // Done once: a second run has nothing to do and changes nothing.
-        assert_eq!(run(&store, &build.sid), None);
+        assert_eq!(run(&store, &build.sid), Outcome::Nothing);
         assert_eq!(status(&store, &build.sid), "completed");
     }
 
@@ -188,7 +217,7 @@ mod tests {
     fn a_build_whose_content_is_gone_fails_and_cannot_be_deployed() {
         let (_d, store, svc, build, digest) = setup();
         crate::store::tests::lose_blob(&store, &digest);
-        assert_eq!(run(&store, &build.sid).as_deref(), Some("failed"));
+        assert_eq!(run(&store, &build.sid), Outcome::Finished("failed".into()));
         let env = store
             .read()
             .unwrap()
@@ -200,6 +229,22 @@ mod tests {
             err.to_string().contains("is failed: only completed"),
             "{err}"
         );
+    }
+
+    /// Regression (review): retention deleted builds still building, under a polling client.
+    #[test]
+    fn retention_keeps_a_build_that_is_still_building() {
+        let (_d, store, _svc, build, _digest) = setup();
+        let r = store.write(|tx| tx.retention(0)).unwrap();
+        assert_eq!(r.builds_deleted, 0);
+        assert_eq!(status(&store, &build.sid), "building");
+        assert_eq!(
+            run(&store, &build.sid),
+            Outcome::Finished("completed".into())
+        );
+        // Completed and never deployed: now it is an old unused build like any other.
+        let r = store.write(|tx| tx.retention(0)).unwrap();
+        assert_eq!(r.builds_deleted, 1);
     }
 
     #[test]

@@ -40,7 +40,8 @@ pub struct Client {
 
 /// Requests are retried this many times on connection errors, 429 and 5xx.
 const ATTEMPTS: u32 = 4;
-/// A 429 whose `Retry-After` asks for longer than this is an error, not retried.
+/// A 429 whose `Retry-After` asks for longer than this is an error, not retried; no retry
+/// waits longer than this.
 const MAX_RETRY_AFTER_SECS: u64 = 10;
 
 impl Client {
@@ -174,6 +175,7 @@ impl Client {
                             message: error_message(status, &bytes),
                         });
                         if let Some(secs) = retry_after {
+                            let secs = secs.min(MAX_RETRY_AFTER_SECS);
                             std::thread::sleep(Duration::from_secs(secs));
                         }
                         continue;

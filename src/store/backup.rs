@@ -172,6 +172,9 @@ impl Store {
                 };
             }
             each_table!(clear);
+            // Transient tables are not in backups: the restored store starts them empty (the
+            // inactive-account index is rebuilt at the end).
+            clear!(0, BUILD_LOG);
             let mut records = 0u64;
             let mut bytes = MAGIC.len() as u64;
             loop {

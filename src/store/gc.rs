@@ -47,7 +47,8 @@ impl Tx<'_> {
         let txn = self.txn();
         let mut report = GcReport::default();
 
-        // Builds: keep every build that is or was deployed, and every young one.
+        // Builds: keep every build that is or was deployed, every young one, and every one
+        // still building (a client is polling its Status).
         let mut deployed: HashSet<String> = all::<Deployment>(txn, DEPLOYMENTS)?
             .into_iter()
             .map(|d| d.build_sid)
@@ -59,7 +60,10 @@ impl Tx<'_> {
         );
         let mut kept_versions: HashSet<String> = HashSet::new();
         for b in all::<Build>(txn, BUILDS)? {
-            if deployed.contains(&b.sid) || b.date_created > cutoff {
+            if deployed.contains(&b.sid)
+                || b.date_created > cutoff
+                || b.status == super::ops::BUILDING
+            {
                 kept_versions.extend(b.asset_versions);
                 continue;
             }

@@ -424,18 +424,33 @@ impl<'a> Tx<'a> {
         }
         self.put(BUILDS, &build.sid, &build)?;
         self.link(&service.sid, &build.sid)?;
-        let mut log = self.txn.open_table(BUILD_LOG)?;
-        log.insert(
+        Ok(build)
+    }
+
+    /// [`Tx::create_build`] for API clients: refused (`RateLimited`) when `per_hour` builds of
+    /// the account were created through it in the last hour (0: no limit), else created and
+    /// counted. Deleted builds still count; the offline import does not use this.
+    pub fn create_limited_build(
+        &mut self,
+        service: &Service,
+        version_sids: &[String],
+        dependencies: serde_json::Value,
+        runtime: Option<String>,
+        per_hour: u32,
+    ) -> Result<Build> {
+        self.check_build_rate(&service.account_sid, per_hour)?;
+        let build = self.create_build(service, version_sids, dependencies, runtime)?;
+        self.txn.open_table(BUILD_LOG)?.insert(
             (service.account_sid.as_str(), self.now, build.sid.as_str()),
             (),
         )?;
         Ok(build)
     }
 
-    /// Refuses a new build of `account_sid` when `per_hour` builds were created in the last
-    /// hour (`RateLimited`, with the seconds until the oldest leaves the window); 0 means no
-    /// limit. Forgets creations older than an hour.
-    pub fn check_build_rate(&mut self, account_sid: &str, per_hour: u32) -> Result<()> {
+    /// Refuses a new build of `account_sid` when `per_hour` builds were counted in the last
+    /// hour (`RateLimited`, with the seconds until enough of them leave the window); 0 means
+    /// no limit. Forgets creations older than an hour.
+    fn check_build_rate(&mut self, account_sid: &str, per_hour: u32) -> Result<()> {
         let since = self.now.saturating_sub(BUILD_WINDOW_SECS - 1);
         let mut log = self.txn.open_table(BUILD_LOG)?;
         let old: Vec<(u64, String)> = log
@@ -448,21 +463,23 @@ impl<'a> Tx<'a> {
         if per_hour == 0 {
             return Ok(());
         }
-        let mut recent = log.range((account_sid, since, "")..=(account_sid, u64::MAX, "~"))?;
-        let Some(first) = recent.next().transpose()? else {
-            return Ok(());
-        };
-        let oldest = first.0.value().1;
-        drop(first);
-        let count = 1 + recent.count() as u64;
-        if count < u64::from(per_hour) {
+        // Creation seconds in the window, oldest first (a clock set back makes some future:
+        // they count as now).
+        let times: Vec<u64> = log
+            .range((account_sid, since, "")..=(account_sid, u64::MAX, "~"))?
+            .map(|r| r.map(|(k, _)| k.value().1.min(self.now)))
+            .collect::<std::result::Result<_, _>>()?;
+        let per_hour = per_hour as usize;
+        if times.len() < per_hour {
             return Ok(());
         }
+        // Admitted once at most per_hour - 1 remain: when times[len - per_hour] leaves.
+        let frees_at = times[times.len() - per_hour] + BUILD_WINDOW_SECS;
         Err(StoreError::RateLimited {
             message: format!(
                 "Too many builds: this server allows {per_hour} builds per account per hour"
             ),
-            retry_after_secs: (oldest + BUILD_WINDOW_SECS).saturating_sub(self.now),
+            retry_after_secs: frees_at.saturating_sub(self.now),
         })
     }
 
@@ -496,7 +513,8 @@ impl<'a> Tx<'a> {
             &self.txn.open_table(BLOBS)?,
             build,
         )?;
-        self.compress(&work)?;
+        let digests: Vec<Digest> = work.into_iter().map(|(d, _)| d).collect();
+        self.compress(&digests)?;
         build.status = self
             .finish_build(&build.sid, true)?
             .ok_or_else(|| StoreError::NotFound(format!("Build {} not found", build.sid)))?;
@@ -632,14 +650,16 @@ pub const BUILDING: &str = "building";
 pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
 
-/// Blobs of `build`'s public and protected compressible versions whose gzip state is unknown;
-/// an error naming the path when a version or its content is missing.
+/// Blobs (digest, size) of `build`'s public and protected compressible versions whose gzip
+/// state is unknown, each once; an error naming the path when a version or its content is
+/// missing.
 fn build_work(
     versions: &impl ReadableTable<&'static str, &'static [u8]>,
     blobs: &impl ReadableTable<&'static [u8; 32], &'static [u8]>,
     build: &Build,
-) -> Result<Vec<Digest>> {
+) -> Result<Vec<(Digest, u64)>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for sid in &build.asset_versions {
         let v: AssetVersion = get_json(versions, sid)?.ok_or_else(|| {
             StoreError::NotFound(format!(
@@ -655,9 +675,9 @@ fn build_work(
         if v.visibility != Visibility::Private.as_str()
             && mime::is_compressible(&v.content_type)
             && meta.gzip == GzipState::Unknown
-            && !out.contains(&digest)
+            && seen.insert(digest)
         {
-            out.push(digest);
+            out.push((digest, meta.size));
         }
     }
     Ok(out)
@@ -897,10 +917,10 @@ impl Lookup {
         Ok(out)
     }
 
-    /// What the build step of `build_sid` has to do: the blobs whose gzip variant is not yet
-    /// computed. `None` when the build is gone or no longer `building`; an error when a
-    /// version or its content is missing (the build then fails).
-    pub fn build_work(&self, build_sid: &str) -> Result<Option<Vec<Digest>>> {
+    /// What the build step of `build_sid` has to do: the blobs (digest, size) whose gzip
+    /// variant is not yet computed. `None` when the build is gone or no longer `building`; an
+    /// error when a version or its content is missing (the build then fails).
+    pub fn build_work(&self, build_sid: &str) -> Result<Option<Vec<(Digest, u64)>>> {
         match self.build(build_sid)? {
             Some(b) if b.status == BUILDING => build_work(
                 &self.txn.open_table(VERSIONS)?,
@@ -910,11 +930,6 @@ impl Lookup {
             .map(Some),
             _ => Ok(None),
         }
-    }
-
-    /// The size of blob `digest`, when it is stored.
-    pub fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
-        Ok(blob_meta(&self.txn.open_table(BLOBS)?, digest)?.map(|m| m.size))
     }
 
     /// The gzip length of blob `digest`, when it has a gzip variant.

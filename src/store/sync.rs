@@ -87,7 +87,7 @@ impl Tx<'_> {
     /// `env` is given, the deployment of a manifest, all in this transaction. Every blob must
     /// be stored and owned by the account. When `env` already runs exactly these versions,
     /// nothing is created and `unchanged` is true. A new build counts against
-    /// `builds_per_hour` (see [`Tx::check_build_rate`]).
+    /// `builds_per_hour` (see [`Tx::create_limited_build`]).
     pub fn build_manifest(
         &mut self,
         service: &Service,
@@ -158,8 +158,13 @@ impl Tx<'_> {
                 });
             }
         }
-        self.check_build_rate(&service.account_sid, builds_per_hour)?;
-        let mut build = self.create_build(service, &sids, serde_json::json!([]), None)?;
+        let mut build = self.create_limited_build(
+            service,
+            &sids,
+            serde_json::json!([]),
+            None,
+            builds_per_hour,
+        )?;
         self.build_now(&mut build)?;
         let deployment = match env {
             Some(env) => Some(self.deploy(env, &build.sid)?),

@@ -294,7 +294,7 @@ fn gzip_variant_is_stored_once_for_compressible_content() {
         .unwrap();
     assert_eq!(b.status, "building");
     let work = store.read().unwrap().build_work(&b.sid).unwrap().unwrap();
-    assert_eq!(work, vec![digest]);
+    assert_eq!(work, vec![(digest, text.len() as u64)]);
     let both = store.write(|tx| built(tx, &svc, &sids)).unwrap();
     assert_eq!(both.status, "completed");
     // The blob is done: the first build has nothing left to compress.
@@ -589,10 +589,7 @@ fn builds_per_hour_counts_creations_and_forgets_after_an_hour() {
         })
         .unwrap();
     let create = |limit: u32| {
-        store.write(|tx| {
-            tx.check_build_rate(&acct, limit)?;
-            tx.create_build(&svc, &sids, serde_json::json!([]), None)
-        })
+        store.write(|tx| tx.create_limited_build(&svc, &sids, serde_json::json!([]), None, limit))
     };
     let first = create(3).unwrap();
     create(3).unwrap();
@@ -615,11 +612,22 @@ fn builds_per_hour_counts_creations_and_forgets_after_an_hour() {
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
-    // No limit, and another account is not affected.
-    create(0).unwrap();
+    // Builds made without the limit (the offline import) are not counted.
     store
-        .write(|tx| tx.check_build_rate("AC00000000000000000000000000000000", 1))
+        .write(|tx| tx.create_build(&svc, &sids, serde_json::json!([]), None))
         .unwrap();
+    // No limit; then 5 in the window: with a limit of 2, room comes when the 4th oldest
+    // leaves (all in this second or the last: 3599-3600 s), not the oldest.
+    create(0).unwrap();
+    match create(2) {
+        Err(StoreError::RateLimited {
+            retry_after_secs, ..
+        }) => assert!(
+            (3598..=3600).contains(&retry_after_secs),
+            "{retry_after_secs}"
+        ),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
 
     // Rows older than an hour are forgotten.
     store
@@ -645,6 +653,7 @@ fn builds_per_hour_counts_creations_and_forgets_after_an_hour() {
         })
         .unwrap();
     assert_eq!(left, 1, "the moved rows were pruned, the new one kept");
+    assert_eq!(acct.len(), 34);
 }
 
 /// Regression: versions created within one second were ordered by their random SIDs, so the
@@ -683,4 +692,38 @@ fn versions_of_one_second_keep_their_creation_order() {
         .map(|v| v.sid)
         .collect();
     assert_eq!(listed, created);
+}
+
+/// Regression (review): with more builds in the window than the limit (a lowered limit),
+/// Retry-After named the oldest one, and a client that waited was refused again.
+#[test]
+fn retry_after_waits_until_enough_builds_leave_the_window() {
+    let (_d, store) = open();
+    let (svc, sids) = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.create_service(&acct.sid, "wait", "wait")?;
+            let put = tx.put_blob(&mut &b"w"[..], None, None)?;
+            let asset = tx.asset_named(&svc, "/w.txt")?;
+            let path = AssetPath::parse("/w.txt")?;
+            let v =
+                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let now = tx.now();
+            let mut log = tx.txn().open_table(tables::BUILD_LOG)?;
+            for (age, sid) in [(3000, "ZBa"), (2000, "ZBb"), (1000, "ZBc")] {
+                log.insert((acct.sid.as_str(), now - age, sid), ())?;
+            }
+            Ok((svc, vec![v.sid]))
+        })
+        .unwrap();
+    match store.write(|tx| tx.create_limited_build(&svc, &sids, serde_json::json!([]), None, 2)) {
+        // Two of the three must leave: the one 2000 s old leaves in 1600 s.
+        Err(StoreError::RateLimited {
+            retry_after_secs, ..
+        }) => assert!(
+            (1599..=1600).contains(&retry_after_secs),
+            "{retry_after_secs}"
+        ),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
 }

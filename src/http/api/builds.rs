@@ -5,8 +5,9 @@
 //!   array, bare or wrapped in one more pair of quotes as serverless-api sends it) and
 //!   `Runtime`. Every limit is checked here (at least one version, counts, sizes, one version
 //!   per path, versions of this service only) and a failure is 400/20001 naming the limit and
-//!   the path. A valid build is completed within the request: the 201 answer already says
-//!   `completed`, and the response embeds the version objects as Twilio's does.
+//!   the path. A valid build answers 201 `building` (embedding the version objects as
+//!   Twilio's does) and is completed in the background by [`crate::builder`]; past the
+//!   account's builds per hour, 429/20429 with `Retry-After`.
 //! * `GET …/Builds`, `GET …/Builds/{Sid}`, `GET …/Builds/{Sid}/Status`.
 //! * `DELETE …/Builds/{Sid}` → 204; 409 while the build is active on an environment.
 
@@ -182,8 +183,13 @@ fn create(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     } = parse_create(&form)?;
     let build = ctx.store.write(|tx| {
         let svc = service_in(ctx, tx, &args[0])?;
-        tx.check_build_rate(&svc.account_sid, ctx.config.builds_per_hour)?;
-        tx.create_build(&svc, &versions, dependencies, runtime)
+        tx.create_limited_build(
+            &svc,
+            &versions,
+            dependencies,
+            runtime,
+            ctx.config.builds_per_hour,
+        )
     })?;
     ctx.builder.enqueue(build.sid.clone());
     let lookup = ctx.store.read()?;
