@@ -1,7 +1,9 @@
 //! A crash at any instant leaves the store consistent: an import killed mid-write leaves the
-//! previous deployment served and no partial build.
+//! previous deployment served and no partial build; a server killed mid-build leaves the build
+//! `building`, and the next start finishes it.
 
 use crate::harness::*;
+use std::io::Read;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -75,4 +77,137 @@ fn crash_mid_import_keeps_previous_deployment() {
     // And the same import, run to completion, then works.
     let out = import(v2.path(), data.path(), "crashy", &[]);
     assert!(out.contains("7 files, 7 new"), "{out}");
+}
+
+/// A server killed while a build is `building` leaves it `building` (the gzip work it did is
+/// all or nothing per transaction), and the next start finishes it: the build completes and
+/// its compressible content is served gzip'd, byte-exact.
+#[test]
+fn a_build_interrupted_by_a_crash_is_finished_by_the_next_start() {
+    use assetd::model::{AssetPath, Visibility};
+    let data = tempfile::tempdir().unwrap();
+    let (sid, token) = credentials(data.path());
+    // Compressible content: enough gzip work that the kill lands mid-build.
+    let texts: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| {
+            let line = format!("line of text number {i} for the build step to compress\n");
+            line.repeat(16 * 1024 * 1024 / line.len()).into_bytes()
+        })
+        .collect();
+    let (service, versions, label) = {
+        let store = assetd::store::Store::open(data.path(), 1 << 20).unwrap();
+        store
+            .write(|tx| {
+                let svc = tx.create_service(&sid, "crashbuild", "crashbuild")?;
+                let env = tx.create_environment(&svc, "dev-environment", Some("dev"))?;
+                let mut versions = Vec::new();
+                for (i, t) in texts.iter().enumerate() {
+                    let path = format!("/t{i}.txt");
+                    let put = tx.put_blob(&mut t.as_slice(), None, None)?;
+                    let asset = tx.asset_named(&svc, &path)?;
+                    let p = AssetPath::parse(&path)?;
+                    let v = tx.create_version(
+                        &asset,
+                        &p,
+                        Visibility::Public,
+                        "text/plain",
+                        &put.digest,
+                    )?;
+                    versions.push(v.sid);
+                }
+                Ok((svc.sid, versions, env.label))
+            })
+            .unwrap()
+    };
+
+    let mut srv = Server::start(data.path(), &[]);
+    let form: Vec<String> = versions
+        .iter()
+        .map(|v| format!("AssetVersions={v}"))
+        .collect();
+    let r = request(
+        srv.addr,
+        "POST",
+        "localhost",
+        &format!("/v1/Services/{service}/Builds"),
+        &[
+            ("Authorization", &basic(&sid, &token)),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        form.join("&").as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    srv.child.kill().unwrap();
+    srv.child.wait().unwrap();
+    drop(srv);
+    let build: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let build_sid = build["sid"].as_str().unwrap().to_string();
+    {
+        let store = assetd::store::Store::open(data.path(), 1 << 20).unwrap();
+        let b = store.read().unwrap().build(&build_sid).unwrap().unwrap();
+        assert_eq!(
+            b.status, "building",
+            "the kill came after the build step finished"
+        );
+    }
+
+    let srv = Server::start(data.path(), &[]);
+    let auth = basic(&sid, &token);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let s = request(
+            srv.addr,
+            "GET",
+            "localhost",
+            &format!("/v1/Services/{service}/Builds/{build_sid}/Status"),
+            &[("Authorization", &auth)],
+            b"",
+        );
+        let status: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+        match status["status"].as_str() {
+            Some("completed") => break,
+            Some("building") => {}
+            other => panic!("build ended {other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "never completed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let env = request(
+        srv.addr,
+        "GET",
+        "localhost",
+        &format!("/v1/Services/{service}/Environments"),
+        &[("Authorization", &auth)],
+        b"",
+    );
+    let envs: serde_json::Value = serde_json::from_slice(&env.body).unwrap();
+    let env_sid = envs["environments"][0]["sid"].as_str().unwrap().to_string();
+    let d = request(
+        srv.addr,
+        "POST",
+        "localhost",
+        &format!("/v1/Services/{service}/Environments/{env_sid}/Deployments"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        format!("BuildSid={build_sid}").as_bytes(),
+    );
+    assert_eq!(d.status, 201, "{}", d.text());
+    let host = format!("{label}.localhost");
+    for (i, t) in texts.iter().enumerate() {
+        let r = srv.request(
+            "GET",
+            &host,
+            &format!("/t{i}.txt"),
+            &[("Accept-Encoding", "gzip")],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "t{i}");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(r.body.as_slice())
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert!(plain == *t, "t{i} is byte-exact after gunzip");
+    }
 }
