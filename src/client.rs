@@ -38,6 +38,13 @@ pub struct Client {
     wire: Arc<AtomicU64>,
 }
 
+/// A request body: bytes in memory, or a file streamed from disk.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Bytes(&'a [u8]),
+    File(&'a std::path::Path),
+}
+
 /// Requests are retried this many times on connection errors, 429 and 5xx.
 const ATTEMPTS: u32 = 4;
 /// A 429 whose `Retry-After` asks for longer than this is an error, not retried; no retry
@@ -101,7 +108,7 @@ impl Client {
         method: &str,
         path: &str,
         content_type: Option<&str>,
-        body: &[u8],
+        body: Payload<'_>,
     ) -> ClientResult<(u16, Vec<u8>)> {
         let url = self.url(path);
         let mut last = None;
@@ -118,21 +125,37 @@ impl Client {
                 Some(ct) => req.header("Content-Type", ct),
                 None => req,
             };
-            let req = req.body(body.to_vec()).map_err(|e| ClientError {
-                status: None,
-                message: format!("bad request to {url}: {e}"),
-            })?;
             let head: usize = req
-                .headers()
-                .iter()
-                .map(|(k, v)| k.as_str().len() + v.len() + 4)
-                .sum::<usize>()
+                .headers_ref()
+                .map(|h| {
+                    h.iter()
+                        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                        .sum::<usize>()
+                })
+                .unwrap_or(0)
                 + method.len()
                 + url.len()
                 + 40;
+            let bad = |e: ureq::http::Error| ClientError {
+                status: None,
+                message: format!("bad request to {url}: {e}"),
+            };
+            // Each attempt sends the body afresh: a file is opened again and streamed, never
+            // held in memory.
+            let (sent, body_len) = match body {
+                Payload::Bytes(b) => (self.agent.run(req.body(b).map_err(bad)?), b.len() as u64),
+                Payload::File(p) => {
+                    let file = std::fs::File::open(p).map_err(|e| ClientError {
+                        status: None,
+                        message: format!("cannot read {}: {e}", p.display()),
+                    })?;
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    (self.agent.run(req.body(file).map_err(bad)?), len)
+                }
+            };
             self.wire
-                .fetch_add((head + body.len()) as u64, Ordering::Relaxed);
-            match self.agent.run(req) {
+                .fetch_add(head as u64 + body_len, Ordering::Relaxed);
+            match sent {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = resp
@@ -194,12 +217,12 @@ impl Client {
     }
 
     /// A JSON request; non-2xx answers become errors carrying the server's message.
-    pub fn json(
+    fn json(
         &self,
         method: &str,
         path: &str,
         content_type: Option<&str>,
-        body: &[u8],
+        body: Payload<'_>,
     ) -> ClientResult<Value> {
         let (status, bytes) = self.send(method, path, content_type, body)?;
         if !(200..300).contains(&status) {
@@ -218,7 +241,7 @@ impl Client {
     }
 
     pub fn get(&self, path: &str) -> ClientResult<Value> {
-        self.json("GET", path, None, b"")
+        self.json("GET", path, None, Payload::Bytes(b""))
     }
 
     /// POST a form (`Key=Value&…`, repeated keys allowed).
@@ -231,7 +254,7 @@ impl Client {
             "POST",
             path,
             Some("application/x-www-form-urlencoded"),
-            body.join("&").as_bytes(),
+            Payload::Bytes(body.join("&").as_bytes()),
         )
     }
 
@@ -240,12 +263,18 @@ impl Client {
             "POST",
             path,
             Some("application/json"),
-            value.to_string().as_bytes(),
+            Payload::Bytes(value.to_string().as_bytes()),
         )
     }
 
-    pub fn put_bytes(&self, path: &str, bytes: &[u8]) -> ClientResult<Value> {
-        self.json("PUT", path, Some("application/octet-stream"), bytes)
+    /// PUTs the file at `file` as the raw body, streamed from disk (re-read on a retry).
+    pub fn put_file(&self, path: &str, file: &std::path::Path) -> ClientResult<Value> {
+        self.json(
+            "PUT",
+            path,
+            Some("application/octet-stream"),
+            Payload::File(file),
+        )
     }
 
     /// Every item of a list, following `next_page_url` to the end.

@@ -347,18 +347,16 @@ fn upload(
                         return;
                     }
                     let f = files[i];
-                    let result = std::fs::read(&f.source)
-                        .map_err(|e| format!("cannot read {}: {e}", f.relative))
-                        .and_then(|bytes| {
-                            if crate::model::Digest::of(&bytes) != f.digest {
-                                return Err(format!(
-                                    "{} changed during the deploy; run it again",
-                                    f.relative
-                                ));
+                    // Streamed from disk; the server hashes it on arrival, so a file that
+                    // changed since it was hashed here is refused (and nothing stored).
+                    let result = client
+                        .put_file(&format!("/v1/Blobs/{}", f.digest.to_hex()), &f.source)
+                        .map_err(|e| {
+                            if e.status == Some(400) && e.message.contains("digest mismatch") {
+                                format!("{} changed during the deploy; run it again", f.relative)
+                            } else {
+                                format!("{}: {e}", f.relative)
                             }
-                            client
-                                .put_bytes(&format!("/v1/Blobs/{}", f.digest.to_hex()), &bytes)
-                                .map_err(|e| format!("{}: {e}", f.relative))
                         });
                     match result {
                         Ok(_) => progress.tick(f.size),
