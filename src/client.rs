@@ -45,7 +45,7 @@ enum Payload<'a> {
     File(&'a std::path::Path),
 }
 
-/// Requests are retried this many times on connection errors, 429 and 5xx.
+/// Requests are retried this many times on connection errors, 429 and 5xx (but 507).
 const ATTEMPTS: u32 = 4;
 /// A 429 whose `Retry-After` asks for longer than this is an error, not retried; no retry
 /// waits longer than this.
@@ -192,7 +192,9 @@ impl Client {
                             ),
                         });
                     }
-                    if (status == 429 || status >= 500) && attempt + 1 < ATTEMPTS {
+                    // 507 (the server's disk is full) does not pass in seconds.
+                    let transient = status == 429 || (status >= 500 && status != 507);
+                    if transient && attempt + 1 < ATTEMPTS {
                         last = Some(ClientError {
                             status: Some(status),
                             message: error_message(status, &bytes),

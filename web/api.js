@@ -186,6 +186,26 @@ export class Api {
   createBuild(s, versionSids) { return this.post(`/v1/Services/${enc(s)}/Builds`, { AssetVersions: versionSids }); }
 
   /**
+   * Creates a build and waits until its build step is done (polling Status from 50 ms,
+   * doubling to 1 s, for at most 2 minutes). Resolves with the completed build; rejects when
+   * it failed or took too long.
+   */
+  async createCompletedBuild(s, versionSids) {
+    const build = await this.createBuild(s, versionSids);
+    const started = Date.now();
+    let pause = 50;
+    while (build.status === 'building' && Date.now() - started < 120000) {
+      await new Promise((r) => { setTimeout(r, pause); });
+      pause = Math.min(pause * 2, 1000);
+      build.status = (await this.buildStatus(s, build.sid)).status;
+    }
+    if (build.status !== 'completed') {
+      throw new ApiError(0, `Build ${build.sid} ${build.status === 'building' ? 'did not finish within 2 minutes' : 'failed'}.`);
+    }
+    return build;
+  }
+
+  /**
    * Creates an Asset Version: multipart `Path`, `Visibility`, `Content` (the blob, with its
    * type and file name). `onProgress(loaded, total)` follows the upload; `signal` aborts it.
    */

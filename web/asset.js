@@ -247,7 +247,7 @@ async function deleteAsset(view, row) {
   if (!ok) return;
   try {
     for (const l of live) {
-      const b = await view.api.createBuild(S, l.keep.map((v) => v.sid));
+      const b = await view.api.createCompletedBuild(S, l.keep.map((v) => v.sid));
       await view.api.deploy(S, l.env.sid, b.sid);
     }
     await view.api.deleteAsset(S, row.asset.sid);

@@ -2,7 +2,7 @@
 // asset, Add+, Deploy All) and the History tab.
 
 import { h, replace, field, errorBox, openDialog, confirmDialog, toast, icon, menuButton, formatBytes, openMenu, toggleMenu } from './dom.js';
-import { ApiError, pool, sizeProblem } from './api.js';
+import { pool, sizeProblem } from './api.js';
 import { assetUrl } from './urls.js';
 import { openUploadDialog, openEditorDialog } from './upload.js';
 import { assetMenuItems, openAssetDialog, cachedInfo, latestVersion } from './asset.js';
@@ -464,18 +464,7 @@ class ServiceView {
     this.deployBtn.textContent = 'Deploying…';
     try {
       this.showDeploy('progress', `Building ${sids.length} asset${sids.length === 1 ? '' : 's'}…`, 15);
-      let build = await this.api.createBuild(S, sids);
-      const started = Date.now();
-      let pause = 50;
-      while (build.status === 'building' && Date.now() - started < 120000) {
-        await new Promise((r) => { setTimeout(r, pause); });
-        pause = Math.min(pause * 2, 1000);
-        const st = await this.api.buildStatus(S, build.sid);
-        build.status = st.status;
-      }
-      if (build.status !== 'completed') {
-        throw new ApiError(0, `Build ${build.sid} ${build.status === 'building' ? 'did not finish within 2 minutes' : 'failed'}.`);
-      }
+      const build = await this.api.createCompletedBuild(S, sids);
       this.buildCache.delete(build.sid);
       this.showDeploy('progress', `Deploying build ${build.sid} to ${envName(env)}…`, 65);
       try {

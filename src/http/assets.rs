@@ -26,6 +26,11 @@ pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, ur
     }
     let lookup = match store.read() {
         Ok(l) => l,
+        Err(crate::store::StoreError::Recovering) => {
+            let mut r = text(503, "Service Unavailable\n");
+            r.headers.push(("retry-after".into(), "1".into()));
+            return r;
+        }
         Err(e) => return internal(&e),
     };
     let hit = match lookup.resolve(label, &paths) {

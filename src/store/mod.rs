@@ -27,6 +27,7 @@ pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tables::*;
 
@@ -64,6 +65,13 @@ pub enum StoreError {
         actual: String,
     },
     Io(std::io::Error),
+    /// The database file could not be read or written (a full disk, a failing device). redb
+    /// then refuses every later operation on that handle; the store reopens the file.
+    Disk(std::io::Error),
+    /// An earlier disk error made this database handle unusable (see [`StoreError::Disk`]).
+    Poisoned,
+    /// The store is reopening its file after a disk error; retry shortly.
+    Recovering,
     Db(String),
 }
 
@@ -89,6 +97,13 @@ impl fmt::Display for StoreError {
                 "content digest mismatch: expected {expected}, got {actual}"
             ),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::Disk(e) => write!(f, "database file I/O error: {e}"),
+            StoreError::Poisoned => {
+                f.write_str("an earlier I/O error made the database handle unusable")
+            }
+            StoreError::Recovering => f.write_str(
+                "the store is reopening its database file after an I/O error; retry in a moment",
+            ),
             StoreError::Db(m) => write!(f, "database error: {m}"),
         }
     }
@@ -113,7 +128,8 @@ impl From<redb::StorageError> for StoreError {
     fn from(e: redb::StorageError) -> Self {
         match e {
             redb::StorageError::Corrupted(m) => StoreError::Corrupt(m),
-            redb::StorageError::Io(io) => StoreError::Io(io),
+            redb::StorageError::Io(io) => StoreError::Disk(io),
+            redb::StorageError::PreviousIo => StoreError::Poisoned,
             other => StoreError::Db(other.to_string()),
         }
     }
@@ -169,10 +185,35 @@ pub fn new_token() -> String {
     crate::model::hex(&random_bytes::<16>())
 }
 
+/// Opens the database file of `dir` (one-line errors: in use, newer format, corrupt).
+fn open_db(dir: &Path, cache_bytes: usize) -> Result<Database> {
+    let path = dir.join(DB_FILE);
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(&path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.to_path_buf()),
+            redb::DatabaseError::UpgradeRequired(v) => StoreError::Corrupt(format!(
+                "{} uses redb file format {v}, which this assetd cannot read",
+                path.display()
+            )),
+            redb::DatabaseError::Storage(s) => match StoreError::from(s) {
+                StoreError::Disk(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                    StoreError::Corrupt(format!("{}: {io}", path.display()))
+                }
+                other => other,
+            },
+            other => StoreError::Corrupt(format!("{}: {other}", path.display())),
+        })
+}
+
 /// The open database.
 pub struct Store {
-    db: Database,
+    /// The database handle; `None` after a disk error until it is reopened (see
+    /// [`Store::handle`]).
+    db: RwLock<Option<Arc<Database>>>,
     dir: PathBuf,
+    cache_bytes: usize,
 }
 
 impl Store {
@@ -180,27 +221,11 @@ impl Store {
     /// Fails with a one-line error when the file is newer, corrupt, or open in another process.
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<Store> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(DB_FILE);
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.to_path_buf()),
-                redb::DatabaseError::UpgradeRequired(v) => StoreError::Corrupt(format!(
-                    "{} uses redb file format {v}, which this assetd cannot read",
-                    path.display()
-                )),
-                redb::DatabaseError::Storage(s) => match StoreError::from(s) {
-                    StoreError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-                        StoreError::Corrupt(format!("{}: {io}", path.display()))
-                    }
-                    other => other,
-                },
-                other => StoreError::Corrupt(format!("{}: {other}", path.display())),
-            })?;
+        let db = open_db(dir, cache_bytes)?;
         let store = Store {
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
             dir: dir.to_path_buf(),
+            cache_bytes,
         };
         store.init_schema()?;
         Ok(store)
@@ -212,7 +237,7 @@ impl Store {
     }
 
     fn init_schema(&self) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.handle()?.begin_write()?;
         txn.set_quick_repair(true);
         {
             let mut meta = txn.open_table(META)?;
@@ -267,19 +292,69 @@ impl Store {
     /// Runs `f` in one write transaction, committed durably when `f` returns `Ok` and rolled
     /// back otherwise. Quick repair is on, so a crash leaves a file that reopens at once.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(true);
-        let out = {
-            let mut tx = Tx::new(&txn);
-            f(&mut tx)?
-        };
-        txn.commit()?;
-        Ok(out)
+        let db = self.handle()?;
+        let result = (|| {
+            let mut txn = db.begin_write()?;
+            txn.set_quick_repair(true);
+            let out = {
+                let mut tx = Tx::new(&txn);
+                f(&mut tx)?
+            };
+            txn.commit()?;
+            Ok(out)
+        })();
+        self.check(&db, &result);
+        result
     }
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<Lookup> {
-        Ok(Lookup::new(self.db.begin_read()?))
+        let db = self.handle()?;
+        let result = db.begin_read().map(Lookup::new).map_err(StoreError::from);
+        self.check(&db, &result);
+        result
+    }
+
+    /// The database handle, reopening the file when a disk error dropped the last one.
+    /// `Recovering` while the old handle is still in use (a read snapshot, a download).
+    fn handle(&self) -> Result<Arc<Database>> {
+        if let Some(db) = self
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(db.clone());
+        }
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        match open_db(&self.dir, self.cache_bytes) {
+            Ok(db) => {
+                eprintln!("assetd: the database file was reopened after an I/O error");
+                let db = Arc::new(db);
+                *slot = Some(db.clone());
+                Ok(db)
+            }
+            Err(StoreError::InUse(_)) => Err(StoreError::Recovering),
+            Err(e) => {
+                eprintln!("assetd: cannot reopen the database file yet: {e}");
+                Err(StoreError::Recovering)
+            }
+        }
+    }
+
+    /// After a disk error redb refuses every later operation on that handle: drop it, so that
+    /// the next operation reopens the file (quick repair brings back the last commit).
+    fn check<T>(&self, db: &Arc<Database>, result: &Result<T>) {
+        if let Err(e @ (StoreError::Disk(_) | StoreError::Poisoned)) = result {
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.as_ref().is_some_and(|d| Arc::ptr_eq(d, db)) {
+                eprintln!("assetd: database file error ({e}); reopening it");
+                *slot = None;
+            }
+        }
     }
 
     /// The main account, created (with a fresh token) when the store has none.

@@ -256,7 +256,7 @@ fn open_errors_are_one_line_and_clear() {
     assert!(
         matches!(
             err,
-            StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Db(_)
+            StoreError::Corrupt(_) | StoreError::Io(_) | StoreError::Disk(_) | StoreError::Db(_)
         ),
         "{err}"
     );

@@ -9,5 +9,6 @@ mod cli;
 mod console;
 mod crash;
 mod deploy;
+mod disk;
 mod engine;
 mod serving;

@@ -79,6 +79,21 @@ impl ApiError {
         ApiError::new(500, 20500, "Internal Server Error")
     }
 
+    /// A failed file operation: 507 when the disk is full (nothing was stored; the client may
+    /// retry once space is freed), else an internal error.
+    pub fn io(e: &std::io::Error) -> ApiError {
+        if is_disk_full(e) {
+            eprintln!("assetd: the data directory's disk is full: {e}");
+            ApiError::new(
+                507,
+                20500,
+                "The server's disk is full: nothing was stored; retry once space is freed",
+            )
+        } else {
+            ApiError::internal(e)
+        }
+    }
+
     /// The JSON reply.
     pub fn into_reply(self) -> Reply {
         let body = serde_json::json!({
@@ -113,13 +128,52 @@ impl From<StoreError> for ApiError {
                 e
             }
             e @ StoreError::DigestMismatch { .. } => ApiError::invalid(e.to_string()),
+            StoreError::Io(e) | StoreError::Disk(e) => ApiError::io(&e),
+            StoreError::Poisoned | StoreError::Recovering => {
+                let mut e = ApiError::new(
+                    503,
+                    20503,
+                    "The server is recovering from a disk error; retry in a moment",
+                );
+                e.headers.push(("retry-after".into(), "1".into()));
+                e
+            }
             other => ApiError::internal(&other),
         }
     }
 }
 
+/// ENOSPC or EDQUOT.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 impl From<crate::model::RuleError> for ApiError {
     fn from(e: crate::model::RuleError) -> Self {
         ApiError::invalid(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_other_disk_errors_500_and_recovery_503() {
+        let full = ApiError::from(StoreError::Disk(std::io::Error::from_raw_os_error(28)));
+        assert_eq!((full.status, full.code), (507, 20500));
+        assert!(full.message.contains("disk is full"), "{}", full.message);
+        let other = ApiError::from(StoreError::Disk(std::io::Error::from_raw_os_error(5)));
+        assert_eq!(other.status, 500);
+        let back = ApiError::from(StoreError::Recovering);
+        assert_eq!((back.status, back.code), (503, 20503));
+        assert!(
+            back.headers
+                .iter()
+                .any(|(k, v)| k == "retry-after" && v == "1")
+        );
     }
 }

@@ -25,7 +25,7 @@ impl Drop for Staged {
 impl Staged {
     /// Opens the staged bytes for reading.
     pub fn open(&self) -> ApiResult<File> {
-        File::open(&self.path).map_err(|e| ApiError::internal(&e))
+        File::open(&self.path).map_err(|e| ApiError::io(&e))
     }
 }
 
@@ -43,7 +43,7 @@ impl Stager {
     /// A new staging file under `DATADIR/tmp`; `what` names the upload in errors.
     pub fn new(store: &Store, max: u64, what: &str) -> ApiResult<Stager> {
         let path = temp_path(store, "upload")?;
-        let file = File::create(&path).map_err(|e| ApiError::internal(&e))?;
+        let file = File::create(&path).map_err(|e| ApiError::io(&e))?;
         Ok(Stager {
             path,
             file: Some(BufWriter::with_capacity(256 * 1024, file)),
@@ -67,7 +67,7 @@ impl Stager {
         }
         self.hasher.update(bytes);
         if let Some(f) = self.file.as_mut() {
-            f.write_all(bytes).map_err(|e| ApiError::internal(&e))?;
+            f.write_all(bytes).map_err(|e| ApiError::io(&e))?;
         }
         Ok(())
     }
@@ -75,7 +75,7 @@ impl Stager {
     /// Flushes and returns the staged file with its digest and size.
     pub fn finish(mut self) -> ApiResult<Staged> {
         if let Some(mut f) = self.file.take() {
-            f.flush().map_err(|e| ApiError::internal(&e))?;
+            f.flush().map_err(|e| ApiError::io(&e))?;
         }
         let staged = Staged {
             path: std::mem::take(&mut self.path),
@@ -98,7 +98,7 @@ impl Drop for Stager {
 /// A fresh random path `DATADIR/tmp/{prefix}-{24 hex}` (the directory is created).
 fn temp_path(store: &Store, prefix: &str) -> ApiResult<PathBuf> {
     let dir = store.dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(&e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| ApiError::io(&e))?;
     let name = crate::model::hex(&crate::store::random_bytes::<12>());
     Ok(dir.join(format!("{prefix}-{name}")))
 }
@@ -112,7 +112,7 @@ pub fn unlinked_temp(store: &Store, prefix: &str) -> ApiResult<File> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| ApiError::io(&e))?;
     let _ = std::fs::remove_file(&path);
     Ok(file)
 }
