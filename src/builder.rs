@@ -5,7 +5,7 @@
 //! One thread works through the queue, one build at a time. Each step is its own transaction
 //! and safe to repeat, so a crash at any moment leaves the build `building`; the builds still
 //! `building` when the server starts are queued again. A passing store error (I/O, a full
-//! disk) does not fail a build: it is tried again later.
+//! disk) does not fail a build: it is tried again later (after 5 s, doubling up to 5 min).
 
 use crate::model::Digest;
 use crate::store::{Store, StoreError};
@@ -19,8 +19,11 @@ use std::time::Duration;
 const BATCH_BYTES: u64 = 8 * 1024 * 1024;
 /// …and at most this many blobs.
 const BATCH_BLOBS: usize = 256;
-/// After a passing store error, the builder waits this long before the next attempt.
+/// After a passing store error, the builder waits this long before the next attempt, doubling
+/// while errors go on (a full disk: each failed write makes the store reopen its file)…
 const RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// …up to this.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(300);
 
 /// The queue of builds to build and the thread that builds them.
 pub struct Builder {
@@ -54,6 +57,7 @@ impl Builder {
         std::thread::Builder::new()
             .name("assetd-builder".into())
             .spawn(move || {
+                let mut pause = RETRY_PAUSE;
                 loop {
                     let sid = me.next();
                     // A bug in one build must not stop the builder: it fails that build.
@@ -63,8 +67,11 @@ impl Builder {
                             record(&store, &sid, false)
                         });
                     if outcome == Outcome::Retry {
-                        std::thread::sleep(RETRY_PAUSE);
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
                         me.enqueue(sid);
+                    } else {
+                        pause = RETRY_PAUSE;
                     }
                 }
             })
@@ -103,6 +110,7 @@ pub fn run(store: &Store, build_sid: &str) -> Outcome {
             record(store, build_sid, false)
         }
         Err(e) => {
+            store.note_error(&e);
             eprintln!("assetd: build {build_sid} will be tried again: {e}");
             Outcome::Retry
         }

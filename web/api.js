@@ -187,20 +187,25 @@ export class Api {
 
   /**
    * Creates a build and waits until its build step is done (polling Status from 50 ms,
-   * doubling to 1 s, for at most 2 minutes). Resolves with the completed build; rejects when
-   * it failed or took too long.
+   * doubling to 1 s, for at most 5 minutes, as `assetd deploy`). Resolves with the completed
+   * build; rejects when it failed or took too long.
    */
   async createCompletedBuild(s, versionSids) {
     const build = await this.createBuild(s, versionSids);
     const started = Date.now();
     let pause = 50;
-    while (build.status === 'building' && Date.now() - started < 120000) {
+    while (build.status === 'building' && Date.now() - started < 300000) {
       await new Promise((r) => { setTimeout(r, pause); });
       pause = Math.min(pause * 2, 1000);
-      build.status = (await this.buildStatus(s, build.sid)).status;
+      try {
+        build.status = (await this.buildStatus(s, build.sid)).status;
+      } catch (e) {
+        // 503: the server is reopening its database file; keep polling.
+        if (e.status !== 503) throw e;
+      }
     }
     if (build.status !== 'completed') {
-      throw new ApiError(0, `Build ${build.sid} ${build.status === 'building' ? 'did not finish within 2 minutes' : 'failed'}.`);
+      throw new ApiError(0, `Build ${build.sid} ${build.status === 'building' ? 'did not finish within 5 minutes' : 'failed'}.`);
     }
     return build;
   }

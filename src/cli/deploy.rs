@@ -352,7 +352,9 @@ fn upload(
                     let result = client
                         .put_file(&format!("/v1/Blobs/{}", f.digest.to_hex()), &f.source)
                         .map_err(|e| {
-                            if e.status == Some(400) && e.message.contains("digest mismatch") {
+                            let changed = e.message.contains("digest mismatch")
+                                || e.message.contains("shorter than its Content-Length");
+                            if e.status == Some(400) && changed {
                                 format!("{} changed during the deploy; run it again", f.relative)
                             } else {
                                 format!("{}: {e}", f.relative)

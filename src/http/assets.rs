@@ -5,7 +5,7 @@ use super::server::{Body, Reply, Request};
 use super::text;
 use crate::model::Visibility;
 use crate::model::mime::{self, accepts_gzip, etag_matches};
-use crate::store::{Hit, Store};
+use crate::store::{Hit, Store, StoreError};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
 /// URL the client used, which a protected asset's signature must cover.
@@ -24,48 +24,77 @@ pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, ur
     {
         paths.push(d);
     }
-    let lookup = match store.read() {
-        Ok(l) => l,
-        Err(crate::store::StoreError::Recovering) => {
+    let served = (|| {
+        let lookup = store.read()?;
+        let Some(hit) = lookup.resolve(label, &paths)? else {
+            return Ok(text(404, "Not Found\n"));
+        };
+        match hit.route.visibility {
+            // SECURITY: private assets answer exactly like missing ones, so that their
+            // existence is not revealed.
+            Visibility::Private => return Ok(text(404, "Not Found\n")),
+            Visibility::Protected => {
+                if !signature_ok(&lookup, &hit, req, url)? {
+                    return Ok(text(
+                        403,
+                        "Forbidden: a valid X-Twilio-Signature is required\n",
+                    ));
+                }
+            }
+            Visibility::Public => {}
+        }
+        respond(&lookup, &hit, req)
+    })();
+    served.unwrap_or_else(|e| store_error(store, &e))
+}
+
+/// The answer when the store fails: 503 while it reopens its file after a disk error (the
+/// client may retry at once), else a 500 whose body does not leak internals (the cause goes to
+/// the server's log).
+fn store_error(store: &Store, e: &StoreError) -> Reply {
+    store.note_error(e);
+    match e {
+        StoreError::Poisoned | StoreError::Recovering | StoreError::Closed => {
             let mut r = text(503, "Service Unavailable\n");
             r.headers.push(("retry-after".into(), "1".into()));
-            return r;
+            r
         }
-        Err(e) => return internal(&e),
-    };
-    let hit = match lookup.resolve(label, &paths) {
-        Ok(Some(hit)) => hit,
-        Ok(None) => return text(404, "Not Found\n"),
-        Err(e) => return internal(&e),
-    };
-    match hit.route.visibility {
-        // SECURITY: private assets answer exactly like missing ones, so that their existence
-        // is not revealed.
-        Visibility::Private => return text(404, "Not Found\n"),
-        Visibility::Protected => {
-            if !signature_ok(&lookup, &hit, req, url) {
-                return text(403, "Forbidden: a valid X-Twilio-Signature is required\n");
-            }
+        _ => {
+            eprintln!("assetd: internal error while serving an asset: {e}");
+            text(500, "Internal Server Error\n")
         }
-        Visibility::Public => {}
     }
-    respond(&lookup, &hit, req)
 }
 
 // SECURITY: the signature is checked with the owning account's current auth token over the
 // URL the client used (with- and without-port forms tried by `sign::verify`).
-fn signature_ok(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>, url: &str) -> bool {
+fn signature_ok(
+    lookup: &crate::store::Lookup,
+    hit: &Hit,
+    req: &Request<'_>,
+    url: &str,
+) -> Result<bool, StoreError> {
     let Some(sig) = req.header("x-twilio-signature") else {
-        return false;
+        return Ok(false);
     };
-    let account = match lookup.account(&hit.account_sid) {
-        Ok(Some(a)) if a.status == "active" => a,
-        _ => return false,
+    let account = match lookup.account(&hit.account_sid)? {
+        Some(a) if a.status == "active" => a,
+        _ => return Ok(false),
     };
-    crate::sign::verify(&account.auth_token, url, &[], Some(b""), sig)
+    Ok(crate::sign::verify(
+        &account.auth_token,
+        url,
+        &[],
+        Some(b""),
+        sig,
+    ))
 }
 
-fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply {
+fn respond(
+    lookup: &crate::store::Lookup,
+    hit: &Hit,
+    req: &Request<'_>,
+) -> Result<Reply, StoreError> {
     let route = &hit.route;
     let etag = format!("\"{}\"", route.digest.to_hex());
     let gz_etag = format!("\"{}-gzip\"", route.digest.to_hex());
@@ -89,11 +118,11 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
         && etag_matches(inm, &[&etag, &gz_etag])
     {
         headers.push(("etag".into(), etag));
-        return Reply {
+        return Ok(Reply {
             status: 304,
             headers,
             body: Body::Empty,
-        };
+        });
     }
     let range = match req.header("range") {
         Some(r) if if_range_ok(req.header("if-range"), &etag) => parse_range(r, route.size),
@@ -102,23 +131,17 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
     let wants_gzip = compressible
         && matches!(range, RangeSpec::Full)
         && accepts_gzip(req.header("accept-encoding").unwrap_or(""));
-    if wants_gzip {
-        match lookup.open_blob(&route.digest, true, None) {
-            Ok(Some((reader, len))) => {
-                headers.push(("etag".into(), gz_etag));
-                headers.push(("content-encoding".into(), "gzip".into()));
-                return Reply {
-                    status: 200,
-                    headers,
-                    body: Body::Stream {
-                        reader: Box::new(reader),
-                        len,
-                    },
-                };
-            }
-            Ok(None) => {}
-            Err(e) => return internal(&e),
-        }
+    if wants_gzip && let Some((reader, len)) = lookup.open_blob(&route.digest, true, None)? {
+        headers.push(("etag".into(), gz_etag));
+        headers.push(("content-encoding".into(), "gzip".into()));
+        return Ok(Reply {
+            status: 200,
+            headers,
+            body: Body::Stream {
+                reader: Box::new(reader),
+                len,
+            },
+        });
     }
     headers.push(("etag".into(), etag));
     let (status, start, end) = match range {
@@ -134,27 +157,23 @@ fn respond(lookup: &crate::store::Lookup, hit: &Hit, req: &Request<'_>) -> Reply
             let mut r = text(416, "Range Not Satisfiable\n");
             r.headers
                 .push(("content-range".into(), format!("bytes */{}", route.size)));
-            return r;
+            return Ok(r);
         }
     };
-    match lookup.open_blob(&route.digest, false, Some((start, end))) {
-        Ok(Some((reader, _))) => Reply {
+    match lookup.open_blob(&route.digest, false, Some((start, end)))? {
+        Some((reader, _)) => Ok(Reply {
             status,
             headers,
             body: Body::Stream {
                 reader: Box::new(reader),
                 len: end - start,
             },
-        },
-        Ok(None) => internal(&format!("blob {} of {} is missing", route.digest, hit.path)),
-        Err(e) => internal(&e),
+        }),
+        None => Err(StoreError::Corrupt(format!(
+            "blob {} of {} is missing",
+            route.digest, hit.path
+        ))),
     }
-}
-
-/// A 500 whose body does not leak internals; the cause goes to the server's log.
-fn internal(e: &dyn std::fmt::Display) -> Reply {
-    eprintln!("assetd: internal error while serving an asset: {e}");
-    text(500, "Internal Server Error\n")
 }
 
 /// `If-Range` allows the range only when it names the current (strong) ETag; a date or any

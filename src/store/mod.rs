@@ -27,8 +27,8 @@ pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tables::*;
 
 /// Default redb cache: small, so a Pi keeps its memory (redb's own default is 1 GiB).
@@ -72,6 +72,8 @@ pub enum StoreError {
     Poisoned,
     /// The store is reopening its file after a disk error; retry shortly.
     Recovering,
+    /// The handle this read used was closed (replaced after a disk error); retry.
+    Closed,
     Db(String),
 }
 
@@ -104,6 +106,9 @@ impl fmt::Display for StoreError {
             StoreError::Recovering => f.write_str(
                 "the store is reopening its database file after an I/O error; retry in a moment",
             ),
+            StoreError::Closed => {
+                f.write_str("the database handle was replaced during the read; retry")
+            }
             StoreError::Db(m) => write!(f, "database error: {m}"),
         }
     }
@@ -130,6 +135,7 @@ impl From<redb::StorageError> for StoreError {
             redb::StorageError::Corrupted(m) => StoreError::Corrupt(m),
             redb::StorageError::Io(io) => StoreError::Disk(io),
             redb::StorageError::PreviousIo => StoreError::Poisoned,
+            redb::StorageError::DatabaseClosed => StoreError::Closed,
             other => StoreError::Db(other.to_string()),
         }
     }
@@ -185,6 +191,10 @@ pub fn new_token() -> String {
     crate::model::hex(&random_bytes::<16>())
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Opens the database file of `dir` (one-line errors: in use, newer format, corrupt).
 fn open_db(dir: &Path, cache_bytes: usize) -> Result<Database> {
     let path = dir.join(DB_FILE);
@@ -214,7 +224,14 @@ pub struct Store {
     db: RwLock<Option<Arc<Database>>>,
     dir: PathBuf,
     cache_bytes: usize,
+    /// Failed reopen attempts: (first failure, last attempt).
+    reopen_failures: Mutex<Option<(Instant, Instant)>>,
 }
+
+/// A failed reopen is tried again after this long (each attempt takes the handle lock).
+const REOPEN_PAUSE: Duration = Duration::from_secs(1);
+/// Reopening that has failed for this long reports its real error instead of `Recovering`.
+const REOPEN_GIVE_UP: Duration = Duration::from_secs(30);
 
 impl Store {
     /// Opens (creating when missing) the store in `dir` with a redb cache of `cache_bytes`.
@@ -226,6 +243,7 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             dir: dir.to_path_buf(),
             cache_bytes,
+            reopen_failures: Mutex::new(None),
         };
         store.init_schema()?;
         Ok(store)
@@ -315,8 +333,10 @@ impl Store {
         result
     }
 
-    /// The database handle, reopening the file when a disk error dropped the last one.
-    /// `Recovering` while the old handle is still in use (a read snapshot, a download).
+    /// The database handle, reopening the file when a disk error dropped the last one
+    /// (`Recovering` while a write or read call still holds the old one, or the file cannot be
+    /// opened yet; tried at most once a second, and after 30 s of failures the real error is
+    /// reported).
     fn handle(&self) -> Result<Arc<Database>> {
         if let Some(db) = self
             .db
@@ -330,17 +350,44 @@ impl Store {
         if let Some(db) = slot.as_ref() {
             return Ok(db.clone());
         }
+        let mut failures = lock(&self.reopen_failures);
+        let now = Instant::now();
+        if let Some((_, last)) = *failures
+            && now.duration_since(last) < REOPEN_PAUSE
+        {
+            return Err(StoreError::Recovering);
+        }
         match open_db(&self.dir, self.cache_bytes) {
             Ok(db) => {
                 eprintln!("assetd: the database file was reopened after an I/O error");
+                *failures = None;
                 let db = Arc::new(db);
                 *slot = Some(db.clone());
                 Ok(db)
             }
-            Err(StoreError::InUse(_)) => Err(StoreError::Recovering),
             Err(e) => {
-                eprintln!("assetd: cannot reopen the database file yet: {e}");
-                Err(StoreError::Recovering)
+                let first = failures.map_or(now, |(first, _)| first);
+                *failures = Some((first, now));
+                if matches!(e, StoreError::InUse(_)) {
+                    return Err(StoreError::Recovering);
+                }
+                eprintln!("assetd: cannot reopen the database file: {e}");
+                if now.duration_since(first) >= REOPEN_GIVE_UP {
+                    Err(e)
+                } else {
+                    Err(StoreError::Recovering)
+                }
+            }
+        }
+    }
+
+    /// Reports an error met while using a read snapshot or a blob reader of this store: a disk
+    /// error there also means the handle must be reopened.
+    pub fn note_error(&self, e: &StoreError) {
+        if matches!(e, StoreError::Disk(_) | StoreError::Poisoned) {
+            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.take().is_some() {
+                eprintln!("assetd: database file error ({e}); reopening it");
             }
         }
     }

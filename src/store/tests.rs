@@ -727,3 +727,37 @@ fn retry_after_waits_until_enough_builds_leave_the_window() {
         other => panic!("expected RateLimited, got {other:?}"),
     }
 }
+
+/// After a disk error the store drops its handle (redb refuses every later operation on it);
+/// the next operation reopens the file with everything committed, and a snapshot taken on the
+/// old handle answers from memory or `Closed`, never wrong data.
+#[test]
+fn a_handle_dropped_after_a_disk_error_is_reopened_with_every_commit() {
+    let (_d, store) = open();
+    let acct = store.write(|tx| tx.ensure_main_account()).unwrap().0;
+    let old = store.read().unwrap();
+    store.note_error(&StoreError::Poisoned);
+    // Reopened at the next operation: the commit is there, and writes work again.
+    let svc = store
+        .write(|tx| tx.create_service(&acct.sid, "after", "after"))
+        .unwrap();
+    let lookup = store.read().unwrap();
+    assert_eq!(lookup.main_account().unwrap().unwrap().sid, acct.sid);
+    assert!(lookup.find_service(&acct.sid, "after").unwrap().is_some());
+    match old.main_account() {
+        Ok(a) => assert_eq!(a.map(|a| a.sid), Some(acct.sid.clone())),
+        Err(e) => assert!(matches!(e, StoreError::Closed), "{e}"),
+    }
+    // Errors that are not disk errors leave the handle alone.
+    store.note_error(&StoreError::NotFound("x".into()));
+    assert_eq!(
+        store
+            .read()
+            .unwrap()
+            .find_service(&acct.sid, "after")
+            .unwrap()
+            .unwrap()
+            .sid,
+        svc.sid
+    );
+}

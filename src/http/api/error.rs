@@ -11,6 +11,9 @@ pub struct ApiError {
     pub message: String,
     /// Extra response headers (`Retry-After`, `WWW-Authenticate`, `Connection`).
     pub headers: Vec<(String, String)>,
+    /// Made from a disk error of the store: the store must reopen its file (see
+    /// [`crate::store::Store::note_error`]).
+    pub disk_failure: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -22,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            disk_failure: false,
         }
     }
 
@@ -87,7 +91,7 @@ impl ApiError {
             ApiError::new(
                 507,
                 20500,
-                "The server's disk is full: nothing was stored; retry once space is freed",
+                "The server's disk is full: free space on the server, then retry",
             )
         } else {
             ApiError::internal(e)
@@ -128,15 +132,20 @@ impl From<StoreError> for ApiError {
                 e
             }
             e @ StoreError::DigestMismatch { .. } => ApiError::invalid(e.to_string()),
-            StoreError::Io(e) | StoreError::Disk(e) => ApiError::io(&e),
-            StoreError::Poisoned | StoreError::Recovering => {
-                let mut e = ApiError::new(
+            StoreError::Io(e) => ApiError::io(&e),
+            StoreError::Disk(e) => ApiError {
+                disk_failure: true,
+                ..ApiError::io(&e)
+            },
+            e @ (StoreError::Poisoned | StoreError::Recovering | StoreError::Closed) => {
+                let mut api = ApiError::new(
                     503,
                     20503,
                     "The server is recovering from a disk error; retry in a moment",
                 );
-                e.headers.push(("retry-after".into(), "1".into()));
-                e
+                api.headers.push(("retry-after".into(), "1".into()));
+                api.disk_failure = matches!(e, StoreError::Poisoned);
+                api
             }
             other => ApiError::internal(&other),
         }

@@ -24,7 +24,7 @@ pub mod upload;
 use crate::builder::Builder;
 use crate::http::AppConfig;
 use crate::http::server::{Body, Reply, Request};
-use crate::store::{Account, Store};
+use crate::store::{Account, Store, StoreError};
 use auth::Limiter;
 pub use error::{ApiError, ApiResult};
 use form::Params;
@@ -125,7 +125,12 @@ impl Api {
     ) -> Reply {
         match self.dispatch(store, config, req, scheme) {
             Ok(r) => r,
-            Err(e) => e.into_reply(),
+            Err(e) => {
+                if e.disk_failure {
+                    store.note_error(&StoreError::Poisoned);
+                }
+                e.into_reply()
+            }
         }
     }
 
