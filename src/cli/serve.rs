@@ -86,7 +86,10 @@ pub fn run(args: Args) -> CliResult {
         base_domain: base_domain.clone(),
         port: Some(args.public_port.unwrap_or(addr.port())),
     };
-    store.write(|tx| tx.set_setting("public_base", &public.encode()))?;
+    // Best effort: on a full disk the server still starts and serves what is deployed.
+    if let Err(e) = store.write(|tx| tx.set_setting("public_base", &public.encode())) {
+        eprintln!("assetd: warning: cannot record the public URL base ({e}); serving anyway");
+    }
     if created {
         println!("created the main account (shown once; `assetd account` shows it again):");
         println!("  ASSETD_ACCOUNT_SID={}", account.sid);

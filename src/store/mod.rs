@@ -99,6 +99,10 @@ impl fmt::Display for StoreError {
                 "content digest mismatch: expected {expected}, got {actual}"
             ),
             StoreError::Io(e) => write!(f, "I/O error: {e}"),
+            StoreError::Disk(e) if e.kind() == std::io::ErrorKind::StorageFull => write!(
+                f,
+                "the disk holding the database is full ({e}); the operation was not recorded"
+            ),
             StoreError::Disk(e) => write!(f, "database file I/O error: {e}"),
             StoreError::Poisoned => {
                 f.write_str("an earlier I/O error made the database handle unusable")
@@ -217,6 +221,34 @@ fn open_db(dir: &Path, cache_bytes: usize) -> Result<Database> {
         })
 }
 
+/// Calls `$m!(TABLE)` for every table the schema creates up front (the inactive-account
+/// index is created by its rebuild).
+macro_rules! every_table {
+    ($m:ident) => {
+        $m!(META);
+        $m!(ACCOUNTS);
+        $m!(SERVICES);
+        $m!(SERVICE_NAMES);
+        $m!(ENVIRONMENTS);
+        $m!(HOSTS);
+        $m!(ASSETS);
+        $m!(ASSET_NAMES);
+        $m!(VERSIONS);
+        $m!(BUILDS);
+        $m!(ROUTES);
+        $m!(DEPLOYMENTS);
+        $m!(DEPLOY_LOG);
+        $m!(CHILDREN);
+        $m!(BLOBS);
+        $m!(CHUNKS);
+        $m!(KEYS);
+        $m!(BLOB_OWNERS);
+        $m!(MANIFESTS);
+        $m!(VARIABLES);
+        $m!(BUILD_LOG);
+    };
+}
+
 /// The open database.
 pub struct Store {
     /// The database handle; `None` after a disk error until it is reopened (see
@@ -254,53 +286,70 @@ impl Store {
         &self.dir
     }
 
+    /// True when the schema version is this binary's and every table exists (nothing to
+    /// write); the version errors of [`Store::open`] otherwise.
+    fn schema_complete(&self) -> Result<bool> {
+        let txn = self.handle()?.begin_read()?;
+        let found = match txn.open_table(META) {
+            Ok(meta) => meta
+                .get("schema_version")?
+                .map(|v| decode_u32(v.value()))
+                .transpose()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        match found {
+            None => return Ok(false),
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(v) if v < SCHEMA_VERSION => {
+                return Err(StoreError::Corrupt(format!(
+                    "schema {v} is older than {SCHEMA_VERSION} and no upgrade exists"
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut complete = true;
+        macro_rules! exists {
+            ($t:ident) => {
+                match txn.open_table($t) {
+                    Ok(_) => {}
+                    Err(redb::TableError::TableDoesNotExist(_)) => complete = false,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+        }
+        every_table!(exists);
+        exists!(INACTIVE_ACCOUNTS);
+        Ok(complete)
+    }
+
+    /// Checks the schema version and creates missing tables. Writes only when something is
+    /// missing, so that a store on a full disk still opens (to serve, list or verify).
     fn init_schema(&self) -> Result<()> {
+        if self.schema_complete()? {
+            return Ok(());
+        }
         let mut txn = self.handle()?.begin_write()?;
         txn.set_quick_repair(true);
         {
+            // The version was checked by `schema_complete`: set it on a new file.
             let mut meta = txn.open_table(META)?;
-            let found = meta
-                .get("schema_version")?
-                .map(|v| decode_u32(v.value()))
-                .transpose()?;
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema {
-                        found: v,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                Some(v) if v < SCHEMA_VERSION => {
-                    return Err(StoreError::Corrupt(format!(
-                        "schema {v} is older than {SCHEMA_VERSION} and no upgrade exists"
-                    )));
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
-                }
+            if meta.get("schema_version")?.is_none() {
+                meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())?;
             }
+            drop(meta);
             // Create every table so that read transactions can open them.
-            txn.open_table(ACCOUNTS)?;
-            txn.open_table(SERVICES)?;
-            txn.open_table(SERVICE_NAMES)?;
-            txn.open_table(ENVIRONMENTS)?;
-            txn.open_table(HOSTS)?;
-            txn.open_table(ASSETS)?;
-            txn.open_table(ASSET_NAMES)?;
-            txn.open_table(VERSIONS)?;
-            txn.open_table(BUILDS)?;
-            txn.open_table(ROUTES)?;
-            txn.open_table(DEPLOYMENTS)?;
-            txn.open_table(DEPLOY_LOG)?;
-            txn.open_table(CHILDREN)?;
-            txn.open_table(BLOBS)?;
-            txn.open_table(CHUNKS)?;
-            txn.open_table(KEYS)?;
-            txn.open_table(BLOB_OWNERS)?;
-            txn.open_table(MANIFESTS)?;
-            txn.open_table(VARIABLES)?;
-            txn.open_table(BUILD_LOG)?;
+            macro_rules! create {
+                ($t:ident) => {
+                    txn.open_table($t)?;
+                };
+            }
+            every_table!(create);
         }
         accounts::rebuild_inactive(&txn)?;
         txn.commit()?;
@@ -385,20 +434,19 @@ impl Store {
     /// error there also means the handle must be reopened.
     pub fn note_error(&self, e: &StoreError) {
         if matches!(e, StoreError::Disk(_) | StoreError::Poisoned) {
-            let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
-            if slot.take().is_some() {
-                eprintln!("assetd: database file error ({e}); reopening it");
-            }
+            self.db
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
         }
     }
 
     /// After a disk error redb refuses every later operation on that handle: drop it, so that
     /// the next operation reopens the file (quick repair brings back the last commit).
     fn check<T>(&self, db: &Arc<Database>, result: &Result<T>) {
-        if let Err(e @ (StoreError::Disk(_) | StoreError::Poisoned)) = result {
+        if let Err(StoreError::Disk(_) | StoreError::Poisoned) = result {
             let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
             if slot.as_ref().is_some_and(|d| Arc::ptr_eq(d, db)) {
-                eprintln!("assetd: database file error ({e}); reopening it");
                 *slot = None;
             }
         }

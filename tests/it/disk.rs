@@ -96,7 +96,25 @@ fn a_full_disk_answers_507_and_the_server_recovers_without_a_restart() {
     assert_eq!(services.status, 200, "{}", services.text());
     drop(srv);
 
-    // The store is consistent: verify passes offline.
+    // The store is consistent: verify passes offline (opening a store writes nothing).
     let (ok, out, err) = cli(&["verify", "--data", data.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
+
+    // An offline import that does not fit: one line, non-zero exit, nothing changed.
+    let big = project(&[("big.bin", &noise(12_000_000, 7))]);
+    let (ok, out, err) = cli(&[
+        "import",
+        big.path().to_str().unwrap(),
+        "--service",
+        "full",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("disk holding the database is full"), "{err}");
+
+    // And the server still starts on the full disk and serves what is deployed.
+    let srv = Server::start(&data, &[]);
+    assert_eq!(srv.get(&host, "/hello.txt").body, b"still served");
 }
