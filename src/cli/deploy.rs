@@ -122,6 +122,9 @@ pub fn run(args: Args) -> CliResult {
         .or(config.service.clone())
         .ok_or("no service: pass --service NAME or set service = \"NAME\" in .assetd.toml")?;
     crate::model::domain::check_service_name(&service_name)?;
+    if args.production && args.environment.is_some() {
+        return Err("--environment and --production are alternatives: pass one".into());
+    }
     let production = args.production || config.production.unwrap_or(false);
     let suffix = if production {
         None
@@ -149,13 +152,7 @@ pub fn run(args: Args) -> CliResult {
     let service = match remote::find_service(&client, &service_name)? {
         Some(s) => s,
         None if args.dry_run => json!({"sid": null, "unique_name": service_name}),
-        None => client.post_form(
-            "/v1/Services",
-            &[
-                ("UniqueName", &service_name),
-                ("FriendlyName", &service_name),
-            ],
-        )?,
+        None => remote::create_service(&client, &service_name)?,
     };
     let service_sid = service["sid"].as_str().map(str::to_string);
     let rows: Vec<Value> = project

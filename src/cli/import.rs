@@ -19,8 +19,8 @@ pub struct Args {
     #[argh(option)]
     service: String,
     /// environment domain suffix (default: dev; created when missing)
-    #[argh(option, default = "String::from(\"dev\")")]
-    environment: String,
+    #[argh(option)]
+    environment: Option<String>,
     /// deploy to the environment without suffix (production)
     #[argh(switch)]
     production: bool,
@@ -40,10 +40,13 @@ struct Report {
 
 pub fn run(args: Args) -> CliResult {
     domain::check_service_name(&args.service)?;
+    if args.production && args.environment.is_some() {
+        return Err("--environment and --production are alternatives: pass one".into());
+    }
     let suffix = if args.production {
         None
     } else {
-        Some(args.environment.as_str())
+        Some(args.environment.as_deref().unwrap_or("dev"))
     };
     if let Some(s) = suffix {
         domain::check_suffix(s)?;

@@ -42,7 +42,27 @@ pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Parses the process arguments and runs the subcommand.
 pub fn run() -> CliResult {
-    let top: TopLevel = argh::from_env();
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let top = match TopLevel::from_args(&["assetd"], &argv) {
+        Ok(top) => top,
+        // `--help` and `help`: the full text, exit 0.
+        Err(argh::EarlyExit {
+            output,
+            status: Ok(()),
+        }) => {
+            print!("{output}");
+            return Ok(());
+        }
+        // A parse error: one line, as every other error (argh's text spans several).
+        Err(argh::EarlyExit {
+            output,
+            status: Err(()),
+        }) => return Err(parse_error(&output).into()),
+    };
     match top.command {
         Command::Serve(a) => serve::run(a),
         Command::Deploy(a) => deploy::run(a),
@@ -57,6 +77,22 @@ pub fn run() -> CliResult {
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),
     }
+}
+
+/// argh's parse error text as one line, with where to find help.
+fn parse_error(output: &str) -> String {
+    let text: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Run "))
+        .collect();
+    let text = text.join(" ");
+    let text = if text.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        text
+    };
+    format!("{text} (see `assetd help` or `assetd COMMAND --help`)")
 }
 
 /// The data directory: `--data`, else `$ASSETD_DATA`, else `./assetd-data`.

@@ -9,10 +9,25 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// Opens the data directory, or explains what to do when the server holds it.
+/// Opens an existing data directory (a mistyped `--data` must not look like an empty store
+/// that verifies, backs up and collects fine), or explains what to do when the server holds
+/// it. `restore` may also fill a new directory.
 fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
+    if what != "restore" && !data.join(crate::store::DB_FILE).exists() {
+        return Err(format!(
+            "no assetd data in {} (no {}); check --data or $ASSETD_DATA",
+            data.display(),
+            crate::store::DB_FILE
+        )
+        .into());
+    }
     match Store::open(data, crate::store::DEFAULT_CACHE_BYTES) {
         Ok(s) => Ok(s),
+        Err(StoreError::InUse(_)) if what == "restore" => Err(format!(
+            "{} is in use by a running assetd serve: stop it, then restore",
+            data.display()
+        )
+        .into()),
         Err(StoreError::InUse(_)) => Err(format!(
             "{} is in use by a running assetd serve: run `assetd {what} --url http://HOST:PORT` (with the main account's ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN) to go through the server, or stop it first",
             data.display()

@@ -46,6 +46,17 @@ pub fn find_service(c: &Client, name: &str) -> Result<Option<Value>, ClientError
     }
 }
 
+/// Creates the service; when another client created it meanwhile (409), that one.
+pub fn create_service(c: &Client, name: &str) -> Result<Value, ClientError> {
+    match c.post_form(
+        "/v1/Services",
+        &[("UniqueName", name), ("FriendlyName", name)],
+    ) {
+        Err(e) if e.status == Some(409) => service(c, name),
+        other => other,
+    }
+}
+
 /// The service, or an error naming it.
 pub fn service(c: &Client, name: &str) -> Result<Value, ClientError> {
     find_service(c, name)?.ok_or_else(|| ClientError {
@@ -74,7 +85,8 @@ pub fn find_environment(
     }))
 }
 
-/// The environment, created (with the toolkit's unique name) when missing.
+/// The environment, created (with the toolkit's unique name) when missing, also when another
+/// client creates it at the same time.
 pub fn environment(
     c: &Client,
     service_sid: &str,
@@ -88,7 +100,11 @@ pub fn environment(
     if let Some(s) = suffix {
         params.push(("DomainSuffix", s));
     }
-    c.post_form(&format!("/v1/Services/{service_sid}/Environments"), &params)
+    match c.post_form(&format!("/v1/Services/{service_sid}/Environments"), &params) {
+        // Created by another client meanwhile (409): use that one.
+        Err(e) if e.status == Some(409) => find_environment(c, service_sid, suffix)?.ok_or(e),
+        other => other,
+    }
 }
 
 /// `http://{domain_name}[:port of the server URL]`: where an environment's assets are.

@@ -16,7 +16,19 @@ pub fn check_service_name(name: &str) -> Result<(), RuleError> {
             "service name {name:?} must be 1 to {MAX_SERVICE_NAME} characters"
         ));
     }
-    check_label_chars(name, "service name")
+    check_label_chars(name, "service name")?;
+    // Services are addressed by SID or unique name: a name that reads as a SID could never be
+    // reached by its name.
+    let b = name.as_bytes();
+    if b.len() == 34
+        && b[..2].eq_ignore_ascii_case(b"ZS")
+        && b[2..].iter().all(u8::is_ascii_hexdigit)
+    {
+        return rule(format!(
+            "service name {name:?} looks like a Service SID (ZS + 32 hex digits); choose another"
+        ));
+    }
+    Ok(())
 }
 
 /// An environment domain suffix: 1-16 letters, digits and single dashes.
@@ -101,6 +113,15 @@ mod tests {
         for bad in ["", "-a", "a-", "a--b", "a_b", "a.b", "ä", &"a".repeat(51)] {
             assert!(check_service_name(bad).is_err(), "{bad}");
         }
+        // Regression (black-box test): a SID-shaped name was accepted but unreachable by name.
+        for sid_like in [
+            "ZS00000000000000000000000000000001",
+            "zsabcdefabcdefabcdefabcdefabcdefab",
+        ] {
+            let e = check_service_name(sid_like).unwrap_err();
+            assert!(e.0.contains("looks like a Service SID"), "{}", e.0);
+        }
+        assert!(check_service_name("ZS0000000000000000000000000000000").is_ok());
         assert!(check_suffix("dev").is_ok());
         assert!(check_suffix(&"s".repeat(17)).is_err());
     }

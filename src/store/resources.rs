@@ -57,6 +57,13 @@ fn check_friendly_name(what: &str, name: &str) -> Result<()> {
             "{what} FriendlyName must be 1 to {MAX_FRIENDLY_NAME} characters, not {n}"
         )));
     }
+    // SECURITY: names are printed by the CLI and shown in the console; a newline or an escape
+    // sequence could forge lines or drive a terminal.
+    if name.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} FriendlyName must not contain control characters"
+        )));
+    }
     Ok(())
 }
 

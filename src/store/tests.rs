@@ -761,3 +761,25 @@ fn a_handle_dropped_after_a_disk_error_is_reopened_with_every_commit() {
         svc.sid
     );
 }
+
+/// Regression (black-box test): a FriendlyName with a newline and an escape sequence was
+/// stored, and `assetd list assets` printed a forged line and drove the terminal.
+#[test]
+fn friendly_names_with_control_characters_are_refused() {
+    let (_d, store) = open();
+    let err = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            let svc = tx.register_service(&acct.sid, "names", "names", true, false)?;
+            tx.create_asset(&svc, "/a\n/b\u{1b}[2J")
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("control characters"), "{err}");
+    let err = store
+        .write(|tx| {
+            let (acct, _) = tx.ensure_main_account()?;
+            tx.register_service(&acct.sid, "names2", "bad\rname", true, false)
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("control characters"), "{err}");
+}

@@ -223,3 +223,59 @@ fn serve_prints_credentials_on_first_start_only() {
         "{banner}"
     );
 }
+
+/// Regressions from a black-box test of the CLI: a mistyped `--data` looked like an empty
+/// store (`backup` wrote an "ok" empty backup), `--environment` with `--production` silently
+/// meant production, and argh's parse errors spanned several lines.
+#[test]
+fn operator_commands_on_a_missing_store_and_bad_flags_fail_in_one_line() {
+    let parent = tempfile::tempdir().unwrap();
+    let missing = parent.path().join("typo");
+    let missing = missing.to_str().unwrap();
+    let backup = parent.path().join("b.assetd-backup");
+    for args in [
+        vec!["verify", "--data", missing],
+        vec!["gc", "--data", missing],
+        vec!["backup", backup.to_str().unwrap(), "--data", missing],
+    ] {
+        let (ok, out, err) = cli(&args);
+        assert!(!ok, "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no assetd data in"), "{args:?}: {err}");
+    }
+    assert!(
+        !std::path::Path::new(missing).exists(),
+        "nothing was created"
+    );
+    assert!(!backup.exists(), "no backup file was written");
+
+    let p = project(&[("a.txt", b"a")]);
+    let data = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli(&[
+        "import",
+        p.path().to_str().unwrap(),
+        "--service",
+        "both",
+        "--environment",
+        "stage",
+        "--production",
+        "--data",
+        &data_arg(&data),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("alternatives"), "{err}");
+
+    for args in [
+        vec!["serve", "--listen", "bogus"],
+        vec!["gc", "--max-age-days", "-1"],
+        vec!["list"],
+        vec!["bogus"],
+    ] {
+        let (ok, _, err) = cli(&args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("assetd: "), "{args:?}: {err}");
+    }
+    let (ok, out, _) = cli(&["deploy", "--help"]);
+    assert!(ok && out.contains("Usage: assetd deploy"), "{out}");
+}

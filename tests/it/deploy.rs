@@ -419,3 +419,40 @@ fn builds_past_the_hourly_limit_get_429_and_deploy_says_when_to_retry() {
     assert!(ok, "{out}{err}");
     assert!(summary(&out).starts_with("unchanged"), "{out}");
 }
+
+/// Regression (black-box test): parallel first deploys of one new service (to several new
+/// environments) failed with 409 for all but one; "created when missing" now takes the one
+/// another client just created.
+#[test]
+fn parallel_first_deploys_share_the_new_service_and_environments() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &[]);
+    let p = project(&[("index.txt", b"parallel")]);
+    let dir = p.path().to_str().unwrap().to_string();
+    let results: Vec<(bool, String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = ["a", "b", "a", "b", "c", "c"]
+            .iter()
+            .map(|env| {
+                let (b, srv, dir) = (&b, &srv, &dir);
+                s.spawn(move || {
+                    remote(
+                        b,
+                        srv,
+                        &["deploy", dir, "--service", "racy", "--environment", env],
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (ok, out, err) in &results {
+        assert!(ok, "{out}{err}");
+    }
+    let (ok, out, _) = remote(&b, &srv, &["list", "environments", "--service", "racy"]);
+    assert!(ok);
+    assert_eq!(
+        out.lines().filter(|l| l.contains("racy-")).count(),
+        3,
+        "{out}"
+    );
+}
