@@ -246,6 +246,18 @@ impl Client {
         self.json("GET", path, None, Payload::Bytes(b""))
     }
 
+    /// HEAD: true on 2xx, false on 404, an error otherwise.
+    pub fn exists(&self, path: &str) -> ClientResult<bool> {
+        match self.send("HEAD", path, None, Payload::Bytes(b""))? {
+            (s, _) if (200..300).contains(&s) => Ok(true),
+            (404, _) => Ok(false),
+            (s, body) => Err(ClientError {
+                status: Some(s),
+                message: error_message(s, &body),
+            }),
+        }
+    }
+
     /// POST a form (`Key=Value&…`, repeated keys allowed).
     pub fn post_form(&self, path: &str, params: &[(&str, &str)]) -> ClientResult<Value> {
         let body: Vec<String> = params

@@ -170,7 +170,12 @@ pub fn run(args: Args) -> CliResult {
         .collect();
 
     if args.dry_run {
-        return dry_run(&client, &args, &project, service_sid.as_deref(), &rows);
+        let target = DryTarget {
+            service: &service_name,
+            service_sid: service_sid.as_deref(),
+            suffix: suffix.as_deref(),
+        };
+        return dry_run(&client, &args, &project, &target, &rows);
     }
     let service_sid = service_sid.ok_or("the server's service has no sid")?;
     let env = remote::environment(&client, &service_sid, suffix.as_deref())?;
@@ -260,13 +265,27 @@ pub fn run(args: Args) -> CliResult {
     Ok(())
 }
 
+/// Where a dry run would deploy.
+struct DryTarget<'a> {
+    service: &'a str,
+    /// `None`: the service does not exist yet.
+    service_sid: Option<&'a str>,
+    /// The environment's domain suffix (`None`: production).
+    suffix: Option<&'a str>,
+}
+
 fn dry_run(
     client: &Client,
     args: &Args,
     project: &Project,
-    service_sid: Option<&str>,
+    target: &DryTarget<'_>,
     rows: &[Value],
 ) -> CliResult {
+    let service_sid = target.service_sid;
+    let env_exists = match service_sid {
+        Some(sid) => remote::find_environment(client, sid, target.suffix)?.is_some(),
+        None => false,
+    };
     let missing: Vec<String> = match service_sid {
         Some(sid) => {
             let m = client.post_json(
@@ -282,7 +301,18 @@ fn dry_run(
                 })
                 .unwrap_or_default()
         }
-        None => project.files.iter().map(|f| f.digest.to_hex()).collect(),
+        // No service yet, so no manifest: ask which blobs the account lacks, one by one (the
+        // account may hold them from another service).
+        None => {
+            let mut missing = Vec::new();
+            for f in &project.files {
+                let d = f.digest.to_hex();
+                if !missing.contains(&d) && !client.exists(&format!("/v1/Blobs/{d}"))? {
+                    missing.push(d);
+                }
+            }
+            missing
+        }
     };
     let new: Vec<&ProjectFile> = project
         .files
@@ -294,15 +324,18 @@ fn dry_run(
         let files: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
         println!(
             "{}",
-            json!({"dry_run": true, "service_exists": service_sid.is_some(), "upload": files, "bytes": bytes, "files": project.files.len()})
+            json!({"dry_run": true, "service_exists": service_sid.is_some(), "environment_exists": env_exists, "upload": files, "bytes": bytes, "files": project.files.len()})
         );
         return Ok(());
     }
     if service_sid.is_none() {
-        println!(
-            "would create service {}",
-            args.service.as_deref().unwrap_or("")
-        );
+        println!("would create service {}", target.service);
+    }
+    if !env_exists {
+        match target.suffix {
+            Some(s) => println!("would create environment {s}"),
+            None => println!("would create the production environment (no suffix)"),
+        }
     }
     for f in &new {
         println!(

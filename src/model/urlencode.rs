@@ -3,6 +3,15 @@
 /// Percent-decodes a form component (`+` → space). Invalid escapes and invalid UTF-8 are kept
 /// as lossy text rather than refused.
 pub fn decode(s: &str) -> String {
+    String::from_utf8_lossy(&decode_bytes(s)).into_owned()
+}
+
+/// Like [`decode`], but `None` when the decoded bytes are not UTF-8.
+pub fn decode_strict(s: &str) -> Option<String> {
+    String::from_utf8(decode_bytes(s)).ok()
+}
+
+fn decode_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -31,7 +40,7 @@ pub fn decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Percent-encodes a query component (unreserved characters kept).

@@ -231,6 +231,23 @@ fn multipart_upload_in_toolkit_order_and_in_reverse() {
         let r = request(srv.addr, "GET", "127.0.0.1", &content_url, &[], b"");
         assert_eq!(r.status, 401);
     }
+    // A repeated Path part is refused (regression from a black-box test: the last one won).
+    let body = multipart(
+        &[
+            ("Path", None, b"/one.txt"),
+            ("Visibility", None, b"public"),
+            ("Path", None, b"/two.txt"),
+            ("Content", Some("/x"), b"x"),
+        ],
+        "b",
+    );
+    let r = post_multipart(&srv, &s, &target, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("the Path part appears twice"),
+        "{}",
+        r.text()
+    );
     // Missing parts and a non-multipart body are 400 with Twilio's error shape.
     let body = multipart(&[("Path", None, b"/x")], "b");
     let r = post_multipart(&srv, &s, &target, &body);

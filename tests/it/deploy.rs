@@ -89,6 +89,29 @@ fn deploy_redeploy_rollback_promote_and_refusals() {
     assert_eq!(srv.get(&host, "/index.txt").body, b"v2 index!");
     std::fs::write(p.path().join("assets/index.txt"), b"v2 index!").unwrap();
 
+    // Regression (black-box test): a dry run for a new service said every file would be
+    // uploaded, though the account already holds them, and not that it would create the
+    // environment.
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &[
+            "deploy",
+            dir,
+            "--service",
+            "web2",
+            "--environment",
+            "qa",
+            "--dry-run",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("would create service web2"), "{out}");
+    assert!(out.contains("would create environment qa"), "{out}");
+    assert!(out.contains("4 files, 0 to upload (0 bytes)"), "{out}");
+    let (_, list, _) = remote(&b, &srv, &["list", "services"]);
+    assert!(!list.contains("web2"), "a dry run creates nothing: {list}");
+
     // Rollback serves the old bytes again; promote dev → prod uploads nothing.
     let (ok, out, err) = remote(
         &b,

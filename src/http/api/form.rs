@@ -25,6 +25,25 @@ impl Params {
         )
     }
 
+    /// Parses a form body like [`Params::parse`], but refuses a value whose escapes decode to
+    /// bytes that are not UTF-8 (they would be stored as U+FFFD).
+    pub fn parse_form(s: &str) -> ApiResult<Params> {
+        let mut out = Vec::new();
+        for p in s.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match (decode_strict(k), decode_strict(v)) {
+                (Some(k), Some(v)) => out.push((k, v)),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "form parameter {:?} does not decode to UTF-8 text",
+                        decode(k)
+                    )));
+                }
+            }
+        }
+        Ok(Params(out))
+    }
+
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -86,10 +105,10 @@ pub fn read_form(body: &mut dyn Read, declared: Option<u64>) -> ApiResult<Params
     }
     let text = String::from_utf8(buf)
         .map_err(|_| ApiError::invalid("the form body is not valid UTF-8"))?;
-    Ok(Params::parse(&text))
+    Params::parse_form(&text)
 }
 
-pub use crate::model::urlencode::{decode, encode};
+pub use crate::model::urlencode::{decode, decode_strict, encode};
 
 #[cfg(test)]
 mod tests {
@@ -108,6 +127,11 @@ mod tests {
         assert!(p.required("Missing").is_err());
         let q = Params::parse("AssetVersions[]=ZN1");
         assert_eq!(q.all("AssetVersions"), vec!["ZN1"]);
+        // Regression (black-box test): bodies with non-UTF-8 escapes were stored as U+FFFD.
+        let f = Params::parse_form("FriendlyName=caf%C3%A9&x=%zz").unwrap();
+        assert_eq!(f.get("FriendlyName"), Some("café"));
+        let e = Params::parse_form("FriendlyName=%ff%fe").unwrap_err();
+        assert_eq!((e.status, e.code), (400, 20001));
         assert_eq!(encode("a b/é"), "a%20b%2F%C3%A9");
     }
 }

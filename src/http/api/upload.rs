@@ -52,8 +52,18 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
     let mut parts = Multipart::new(ctx.req.body, &boundary);
     while let Some(part) = parts.next_part()? {
         match part.name.as_str() {
-            "Path" | "path" => path = Some(parts.read_text(1024)?),
-            "Visibility" | "visibility" => visibility = Some(parts.read_text(64)?),
+            // A repeated part is refused rather than resolved by order ("last wins" would
+            // let the part order decide a version's path or visibility).
+            "Path" | "path" => {
+                if path.replace(parts.read_text(1024)?).is_some() {
+                    return Err(ApiError::invalid("the Path part appears twice"));
+                }
+            }
+            "Visibility" | "visibility" => {
+                if visibility.replace(parts.read_text(64)?).is_some() {
+                    return Err(ApiError::invalid("the Visibility part appears twice"));
+                }
+            }
             "Content" | "content" => {
                 if staged.is_some() {
                     return Err(ApiError::invalid("the Content part appears twice"));
