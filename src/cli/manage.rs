@@ -196,7 +196,8 @@ pub fn rollback(a: RollbackArgs) -> CliResult {
     let build = match a.build {
         Some(b) => b,
         None => {
-            // Deployments come newest first; the first other build is the previous one.
+            // Deployments come newest first; the first other build that still exists is the
+            // previous one (a build may have been deleted since it was deployed).
             let deps = c.list(
                 &format!(
                     "/v1/Services/{sid}/Environments/{}/Deployments",
@@ -204,16 +205,21 @@ pub fn rollback(a: RollbackArgs) -> CliResult {
                 ),
                 "deployments",
             )?;
-            deps.iter()
-                .filter_map(|d| d["build_sid"].as_str())
-                .find(|b| Some(*b) != current.as_deref())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    format!(
-                        "environment {} has no earlier build to roll back to",
-                        a.environment
-                    )
-                })?
+            let mut previous = None;
+            for b in deps.iter().filter_map(|d| d["build_sid"].as_str()) {
+                if Some(b) != current.as_deref()
+                    && c.exists(&format!("/v1/Services/{sid}/Builds/{b}"))?
+                {
+                    previous = Some(b.to_string());
+                    break;
+                }
+            }
+            previous.ok_or_else(|| {
+                format!(
+                    "environment {} has no earlier build to roll back to",
+                    a.environment
+                )
+            })?
         }
     };
     deploy(&c, &sid, &env, &build)

@@ -42,6 +42,7 @@ pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Parses the process arguments and runs the subcommand.
 pub fn run() -> CliResult {
+    exit_quietly_on_closed_stdout();
     let argv: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
@@ -77,6 +78,25 @@ pub fn run() -> CliResult {
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),
     }
+}
+
+/// `assetd list … | head -1`: Rust ignores SIGPIPE, so printing to a closed pipe panics with a
+/// backtrace. Exit at once with the status a SIGPIPE death gives (141), as other tools do;
+/// every other panic keeps the default report.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("os error 32") {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
 }
 
 /// argh's parse error text as one line, with where to find help.

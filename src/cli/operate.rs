@@ -109,7 +109,7 @@ pub fn backup(a: BackupArgs) -> CliResult {
     Ok(())
 }
 
-/// Restore a backup into an empty data directory (the server must be stopped).
+/// Restore a backup into a data directory without assetd data (the server must be stopped).
 #[derive(FromArgs)]
 #[argh(subcommand, name = "restore")]
 pub struct RestoreArgs {
@@ -119,7 +119,7 @@ pub struct RestoreArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// replace a data directory that is not empty
+    /// replace the assetd data the directory already holds
     #[argh(switch)]
     force: bool,
 }
@@ -128,15 +128,35 @@ pub fn restore(a: RestoreArgs) -> CliResult {
     let mut file = std::io::BufReader::new(
         File::open(&a.file).map_err(|e| format!("cannot open {}: {e}", a.file.display()))?,
     );
+    // A restore that fails into a new store must not leave an empty store behind: it would
+    // verify fine and serve with fresh credentials (regression from a black-box test).
+    let db_path = a.data.join(crate::store::DB_FILE);
+    let new_store = !db_path.exists();
+    let dir_created = !a.data.exists();
+    let undo = |store: Store| {
+        drop(store);
+        if new_store {
+            let _ = std::fs::remove_file(&db_path);
+            if dir_created {
+                let _ = std::fs::remove_dir_all(&a.data);
+            }
+        }
+    };
     let store = open(&a.data, "restore")?;
     if !a.force && !store.is_empty()? {
         return Err(format!(
-            "{} already holds data; restore into an empty directory, or pass --force to replace it",
+            "{} already holds assetd data; restore into a new directory, or pass --force to replace it",
             a.data.display()
         )
         .into());
     }
-    let r = store.restore(&mut file)?;
+    let r = match store.restore(&mut file) {
+        Ok(r) => r,
+        Err(e) => {
+            undo(store);
+            return Err(e.into());
+        }
+    };
     let (problems, blobs) = store.read()?.verify()?;
     if !problems.is_empty() {
         return Err(format!(

@@ -269,6 +269,12 @@ impl Store {
     /// Opens (creating when missing) the store in `dir` with a redb cache of `cache_bytes`.
     /// Fails with a one-line error when the file is newer, corrupt, or open in another process.
     pub fn open(dir: &Path, cache_bytes: usize) -> Result<Store> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::Invalid(format!(
+                "the data directory {} is a file, not a directory",
+                dir.display()
+            )));
+        }
         std::fs::create_dir_all(dir)?;
         let db = open_db(dir, cache_bytes)?;
         let store = Store {

@@ -279,3 +279,23 @@ fn operator_commands_on_a_missing_store_and_bad_flags_fail_in_one_line() {
     let (ok, out, _) = cli(&["deploy", "--help"]);
     assert!(ok && out.contains("Usage: assetd deploy"), "{out}");
 }
+
+/// Regression (black-box test): `assetd list … | head -1` panicked with a backtrace when the
+/// reader went away; it now exits quietly with the status a SIGPIPE death gives (141).
+#[test]
+fn output_to_a_closed_pipe_exits_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(BIN)
+        .args(["sign", "http://example.com/a", "--token", "t"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -355,6 +355,14 @@ fn backup_under_load_and_deploy_restores_to_a_verified_identical_store() {
         empty.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("checksum"), "{err}");
+    // Regression (black-box test): the failed restore left an empty store there, which then
+    // verified fine and served with new credentials.
+    assert!(
+        !empty.exists(),
+        "a failed restore into a new directory leaves nothing"
+    );
+    let (ok, _, err) = cli(&["verify", "--data", empty.to_str().unwrap()]);
+    assert!(!ok && err.contains("no assetd data"), "{err}");
 }
 
 #[test]
@@ -478,4 +486,41 @@ fn parallel_first_deploys_share_the_new_service_and_environments() {
         3,
         "{out}"
     );
+}
+
+/// Regression (black-box test): after the previous build was deleted by hand, `rollback`
+/// picked it anyway and failed with 404; it now rolls back to the newest earlier build that
+/// still exists.
+#[test]
+fn rollback_skips_builds_deleted_since_they_were_deployed() {
+    let b = new_box();
+    let srv = Server::start(b.data.path(), &[]);
+    let p = project(&[("v.txt", b"one")]);
+    let dir = p.path().to_str().unwrap();
+    let mut builds = Vec::new();
+    for v in [b"one".as_slice(), b"two", b"three"] {
+        std::fs::write(p.path().join("assets/v.txt"), v).unwrap();
+        let (ok, out, err) = remote(&b, &srv, &["deploy", dir, "--service", "rb", "--json"]);
+        assert!(ok, "{out}{err}");
+        let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        builds.push(j["build_sid"].as_str().unwrap().to_string());
+    }
+    let r = request(
+        srv.addr,
+        "DELETE",
+        "localhost",
+        &format!("/v1/Services/rb/Builds/{}", builds[1]),
+        &[("Authorization", &basic(&b.sid, &b.token))],
+        b"",
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (ok, out, err) = remote(
+        &b,
+        &srv,
+        &["rollback", "--service", "rb", "--environment", "dev"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&builds[0]), "{out}");
+    let (_, list, _) = remote(&b, &srv, &["list", "environments", "--service", "rb"]);
+    assert!(list.contains(&builds[0]), "{list}");
 }
