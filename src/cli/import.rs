@@ -31,6 +31,8 @@ pub struct Args {
 
 /// What one import did.
 struct Report {
+    /// The main account, when this import created it (an empty data directory).
+    created_account: Option<crate::store::Account>,
     env_label: String,
     build_sid: String,
     files: usize,
@@ -64,6 +66,11 @@ pub fn run(args: Args) -> CliResult {
             port: Some(super::serve::DEFAULT_PORT),
         });
     let env_url = base.environment_url(&report.env_label);
+    if let Some(a) = &report.created_account {
+        println!("created the main account (shown once; `assetd account` shows it again):");
+        println!("  ASSETD_ACCOUNT_SID={}", a.sid);
+        println!("  ASSETD_AUTH_TOKEN={}", a.auth_token);
+    }
     for f in &project.files {
         match f.visibility {
             Visibility::Private => {
@@ -88,7 +95,7 @@ fn import(
     suffix: Option<&str>,
     project: &crate::project::Project,
 ) -> Result<Report, StoreError> {
-    let (account, _) = tx.ensure_main_account()?;
+    let (account, created) = tx.ensure_main_account()?;
     let service = match tx.find_service(&account.sid, service_name)? {
         Some(s) => s,
         None => tx.create_service(&account.sid, service_name, service_name)?,
@@ -132,6 +139,7 @@ fn import(
     tx.build_now(&mut build)?;
     tx.deploy(&env, &build.sid)?;
     Ok(Report {
+        created_account: created.then_some(account),
         env_label: env.label,
         build_sid: build.sid,
         files: project.files.len(),

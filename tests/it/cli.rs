@@ -299,3 +299,25 @@ fn output_to_a_closed_pipe_exits_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Regression (found by running the README's tour): `import` on an empty data directory
+/// created the main account silently, so `serve` never printed credentials ("first start"
+/// was not the first use). The first use prints them, whichever command it is.
+#[test]
+fn the_first_import_prints_the_new_main_account() {
+    let p = project(&[("a.txt", b"a")]);
+    let data = tempfile::tempdir().unwrap();
+    let first = import(p.path(), data.path(), "first", &[]);
+    assert!(first.contains("created the main account"), "{first}");
+    let (sid, token) = credentials(data.path());
+    assert!(
+        first.contains(&format!("ASSETD_ACCOUNT_SID={sid}")),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("ASSETD_AUTH_TOKEN={token}")),
+        "{first}"
+    );
+    let again = import(p.path(), data.path(), "first", &[]);
+    assert!(!again.contains("created the main account"), "{again}");
+}
