@@ -81,6 +81,19 @@ export class Api {
     this.authorization = basic(user, secret);
     /** Called with the error when the credentials stop working mid-session. */
     this.onUnauthorized = null;
+    /** Set at the first 401: later requests fail at once instead of reaching the server. */
+    this.revoked = null;
+  }
+
+  /**
+   * Records a 401. Pending work (an upload of many files) must not go on sending the dead
+   * credentials: ten failures lock the whole client address out of the API for a minute,
+   * including the sign-in with the new token.
+   */
+  unauthorized(err) {
+    const first = !this.revoked;
+    this.revoked = err;
+    if (first && this.onUnauthorized) this.onUnauthorized(err);
   }
 
   /** True when the session uses the account's auth token (and so can sign asset URLs). */
@@ -89,6 +102,7 @@ export class Api {
   }
 
   async fetch(method, path, { params = null, headers = {} } = {}) {
+    if (this.revoked) throw this.revoked;
     const init = {
       method,
       credentials: 'omit', // never cookies; and no browser auth prompt on 401
@@ -111,7 +125,7 @@ export class Api {
     }
     if (!res.ok) {
       const err = await errorFrom(res);
-      if (err.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
+      if (err.status === 401) this.unauthorized(err);
       throw err;
     }
     return res;
@@ -215,6 +229,7 @@ export class Api {
    * type and file name). `onProgress(loaded, total)` follows the upload; `signal` aborts it.
    */
   uploadVersion(s, a, { path, visibility, blob, filename }, { onProgress = null, signal = null } = {}) {
+    if (this.revoked) return Promise.reject(this.revoked);
     return new Promise((resolve, reject) => {
       const form = new FormData();
       form.append('Path', path);
@@ -240,7 +255,7 @@ export class Api {
         try { const j = JSON.parse(xhr.responseText); msg = j.message || msg; code = j.code ?? null; } catch (_) { /* plain text */ }
         if (xhr.status === 401) msg = AUTH_FAILED;
         const err = new ApiError(xhr.status, msg, code);
-        if (xhr.status === 401 && this.onUnauthorized) this.onUnauthorized(err);
+        if (xhr.status === 401) this.unauthorized(err);
         reject(err);
       });
       xhr.addEventListener('error', () => reject(new ApiError(0, 'The upload failed: the connection to the server was lost.')));

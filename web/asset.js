@@ -239,7 +239,10 @@ async function deleteAsset(view, row) {
     toast(`Cannot delete ${path}: it is the only asset live in ${envName(only.env)}. Deploy other assets there first, or delete that environment.`, 'error', { timeout: 12000 });
     return;
   }
-  const message = [h('p', {}, 'Delete ', h('code', {}, path), ' and all its versions?')];
+  const message = [
+    h('p', {}, 'Delete ', h('code', {}, path), ' and all its versions?'),
+    h('p', { class: 'muted' }, 'Builds never change: an older build that holds it keeps it, so rolling back to one of those serves it again.'),
+  ];
   if (live.length) {
     message.push(h('p', {}, `It is live in ${live.map((l) => envName(l.env)).join(', ')}. Deleting it removes it from there now: each of those environments gets a new deployment of what it serves today, without this asset.`));
   }

@@ -123,6 +123,10 @@ class ServiceView {
     const select = h('select', { id: 'env-select', class: 'env-select' },
       this.envs.map((e) => h('option', { value: e.sid, selected: e.sid === this.env.sid }, envName(e))));
     select.addEventListener('change', () => this.selectEnv(select.value));
+    // Switching environment while Deploy All runs would show one environment's deploy in the
+    // other's pane: the selector waits for the deploy.
+    select.disabled = this.deploying;
+    this.envSelect = select;
     const e = this.env;
     const url = assetUrl(e, '/');
     replace(this.envCard,
@@ -442,26 +446,39 @@ class ServiceView {
     }
     const S = this.service.sid;
     const env = this.env;
-    const rows = this.rows.filter((r) => r.latest);
-    if (!rows.length) {
-      this.showDeploy('error', 'There is nothing to deploy: add an asset first.');
-      return;
-    }
-    for (const r of rows) {
-      const problem = r.info && r.info.size !== null ? sizeProblem(r.latest.path, r.info.size, r.latest.visibility) : null;
-      if (problem) {
-        this.showDeploy('error', `Cannot deploy: ${problem}.`);
+    this.setDeploying(true);
+    let sids;
+    let proceed = false;
+    try {
+      // What another tab or client changed since this list was loaded must be in the build:
+      // deploying a stale list would take their newer assets offline.
+      this.showDeploy('progress', 'Checking for changes made elsewhere…', 5);
+      await this.refresh();
+      if (!this.alive) return;
+      const rows = this.rows.filter((r) => r.latest);
+      if (!rows.length) {
+        this.showDeploy('error', 'There is nothing to deploy: add an asset first.');
         return;
       }
-    }
-    const sids = rows.map((r) => r.latest.sid);
-    if (env.build_sid && sids.length === this.active.size && sids.every((s) => this.active.has(s))) {
-      this.showDeploy('success', `${envName(env)} already serves the latest version of every asset.`);
+      for (const r of rows) {
+        const problem = r.info && r.info.size !== null ? sizeProblem(r.latest.path, r.info.size, r.latest.visibility) : null;
+        if (problem) {
+          this.showDeploy('error', `Cannot deploy: ${problem}.`);
+          return;
+        }
+      }
+      sids = rows.map((r) => r.latest.sid);
+      if (this.env.build_sid && sids.length === this.active.size && sids.every((x) => this.active.has(x))) {
+        this.showDeploy('success', `${envName(env)} already serves the latest version of every asset.`);
+        return;
+      }
+      proceed = true;
+    } catch (e) {
+      if (this.alive) this.showDeploy('error', `Deploy failed: ${e.message}`);
       return;
+    } finally {
+      if (!proceed) this.setDeploying(false);
     }
-    this.deploying = true;
-    this.deployBtn.disabled = true;
-    this.deployBtn.textContent = 'Deploying…';
     try {
       this.showDeploy('progress', `Building ${sids.length} asset${sids.length === 1 ? '' : 's'}…`, 15);
       const build = await this.api.createCompletedBuild(S, sids);
@@ -481,10 +498,18 @@ class ServiceView {
       if (!this.alive) return;
       this.showDeploy('error', `Deploy failed: ${e.message}`);
     } finally {
-      this.deploying = false;
-      this.deployBtn.disabled = false;
-      this.deployBtn.textContent = 'Deploy All';
+      this.setDeploying(false);
     }
+  }
+
+  /** Deploy All's busy state: the button and the environment selector wait for it. */
+  setDeploying(on) {
+    this.deploying = on;
+    this.deployBtn.disabled = on;
+    this.deployBtn.textContent = on ? 'Deploying…' : 'Deploy All';
+    if (this.envSelect) this.envSelect.disabled = on;
+    // The button was focused when pressed from the keyboard: keep the focus on it.
+    if (!on && document.activeElement === document.body) this.deployBtn.focus();
   }
 
   /** Asset rows by path (for uploads that replace an existing asset). */

@@ -44,6 +44,18 @@ async function uploadOne(view, { path, visibility, blob, filename }, { onProgres
   }
 }
 
+/**
+ * The visibility a file starts with: the existing asset's when it replaces one (a new version
+ * of a public file must not quietly become protected), else Twilio's default; public when the
+ * file is too large to be private.
+ */
+function initialVisibility(view, file) {
+  const row = view.byPath().get(normalizePath(pathFromName(file.name)));
+  const current = row && row.latest ? row.latest.visibility : null;
+  if (current && !(current === 'private' && file.size > LIMITS.private)) return current;
+  return file.size > LIMITS.private ? 'public' : DEFAULT_VISIBILITY;
+}
+
 /** The Upload File(s) dialog, optionally starting with dropped `files`. */
 export function openUploadDialog(view, files) {
   const entries = [];
@@ -77,7 +89,7 @@ export function openUploadDialog(view, files) {
   const makeEntry = (file) => {
     const e = { file, state: 'pending' };
     e.path = h('input', { value: pathFromName(file.name), spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off', class: 'upload-path', 'aria-label': `Path for ${file.name}` });
-    e.vis = visibilitySelect(file.size > LIMITS.private ? 'public' : DEFAULT_VISIBILITY, { class: 'upload-vis', 'aria-label': `Visibility for ${file.name}` });
+    e.vis = visibilitySelect(initialVisibility(view, file), { class: 'upload-vis', 'aria-label': `Visibility for ${file.name}` });
     e.remove = h('button', { type: 'button', class: 'icon-btn', 'aria-label': `Remove ${file.name}` }, icon('close'));
     e.progress = h('progress', { max: '100', value: '0', 'aria-label': `Upload progress of ${file.name}`, hidden: true });
     e.msg = h('p', { class: 'row-msg' });

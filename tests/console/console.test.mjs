@@ -83,6 +83,37 @@ function fetchUrl(url, headers = {}) {
   });
 }
 
+/** POST a multipart body (text parts, then `Content`) to the API; resolves with the JSON. */
+function postMultipart(pathname, parts, content, user, secret) {
+  const boundary = '----consoleTestBoundary';
+  const chunks = [];
+  for (const [k, v] of Object.entries(parts)) {
+    chunks.push(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`);
+  }
+  chunks.push(`--${boundary}\r\nContent-Disposition: form-data; name="Content"; filename="f"\r\nContent-Type: text/plain\r\n\r\n${content}\r\n--${boundary}--\r\n`);
+  const body = Buffer.from(chunks.join(''));
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1', port: PORT, path: pathname, method: 'POST',
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`,
+        'Content-Type': `multipart/form-data; boundary=${boundary}`,
+        'Content-Length': body.length,
+      },
+    }, (res) => {
+      const out = [];
+      res.on('data', (c) => out.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(out).toString('utf8');
+        if (res.statusCode >= 300) reject(new Error(`POST ${pathname}: ${res.statusCode} ${text}`));
+        else resolve(JSON.parse(text));
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** POST a form to the API on 127.0.0.1 with Basic auth; resolves with the parsed JSON. */
 function postForm(pathname, form, user, secret) {
   const body = new URLSearchParams(form).toString();
@@ -373,6 +404,17 @@ async function main() {
       assert((await fetchUrl(publicUrl)).body === 'Ahoy again!\n', 'the new content is live after deploy');
     });
 
+    await step('re-uploading an existing public file keeps it public (regression)', async () => {
+      await page.locator('#add-button').click();
+      await page.getByRole('menuitem', { name: 'Upload File(s)…' }).click();
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('#upload-input').setInputFiles([files.public]);
+      assert(await dlg.getByLabel('Visibility for hello.txt').inputValue() === 'public', 'the existing asset\'s visibility is preselected');
+      assert((await dlg.locator('.upload-row .row-msg').innerText()).includes('Replaces the content'), 'the replacement is announced');
+      await dlg.locator('#upload-cancel').click();
+      await page.locator('dialog[open]').waitFor({ state: 'detached' });
+    });
+
     await step('New Asset: a TwiML document from the editor', async () => {
       await page.locator('#add-button').click();
       await page.getByRole('menuitem', { name: 'New Asset…' }).click();
@@ -407,6 +449,19 @@ async function main() {
       await page.getByRole('tab', { name: 'Assets' }).click();
       await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-path="/hello.txt"]')?.dataset.status === 'changed');
       assert(await row('/secret.json').getAttribute('data-status') === 'deployed', 'unchanged assets stay green after rollback');
+    });
+
+    await step('Deploy All includes what another client added meanwhile (regression)', async () => {
+      // Another client (a second tab, the CLI) adds an asset after this page loaded it all.
+      const asset = await postForm('/v1/Services/console-test/Assets', { FriendlyName: '/elsewhere.txt' }, SID, TOKEN);
+      await postMultipart(`/v1/Services/console-test/Assets/${asset.sid}/Versions`, { Path: '/elsewhere.txt', Visibility: 'public' }, 'added by another client\n', SID, TOKEN);
+      assert(await row('/elsewhere.txt').count() === 0, 'this page has not seen it yet');
+      await page.locator('#deploy-all').click();
+      await page.locator('#deploy-status .alert-success').waitFor();
+      const res = await fetchUrl(publicUrl.replace('/hello.txt', '/elsewhere.txt'));
+      assert(res.status === 200 && res.body === 'added by another client\n', `the other client's asset is live (${res.status})`);
+      assert((await fetchUrl(publicUrl)).status === 200, 'and this page\'s assets too');
+      await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-path="/elsewhere.txt"]')?.dataset.status === 'deployed');
     });
 
     await step('a file over 25 MB is refused before upload, naming the limit', async () => {
@@ -546,9 +601,11 @@ async function main() {
       await rowMenu('/config.json', 'Delete…');
       const dlg = page.locator('dialog[open]');
       assert((await dlg.innerText()).includes('live in dev'), 'the dialog says it is live');
+      assert((await dlg.innerText()).includes('rolling back to one of those serves it again'), 'the dialog says builds keep it');
       await dlg.getByRole('button', { name: 'Delete asset', exact: true }).click();
       await row('/config.json').waitFor({ state: 'detached' });
-      assert(await rows().count() === 3, 'three assets left');
+      // hello, secret, voice, and the asset another client added.
+      assert(await rows().count() === 4, 'four assets left');
     });
 
     await step('Deploy All shows the API\'s error inline, naming the file', async () => {
