@@ -225,13 +225,19 @@ impl Api {
         let created = self.post(builds, pairs).expect(201);
         assert_eq!(created["status"], json!("building"), "{created}");
         let id = sid(&created);
+        let status = self.wait_built(builds, &id);
+        assert_eq!(status["status"], json!("completed"), "{status}");
+        id
+    }
+
+    /// Polls `{builds}/{id}/Status` until the build is no longer `building` (at most 60 s);
+    /// returns the last Status.
+    fn wait_built(&self, builds: &str, id: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let status = self.get(&format!("{builds}/{id}/Status")).expect(200);
-            match status["status"].as_str() {
-                Some("completed") => return id,
-                Some("building") => {}
-                other => panic!("build {id} ended {other:?}"),
+            if status["status"] != json!("building") {
+                return status;
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -1195,19 +1201,8 @@ fn builds_create_fetch_status_delete_and_limits() {
             assert_eq!(e[k], v[k], "{k}");
         }
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        let status = api.get(&format!("{builds}/{id}/Status")).expect(200);
-        assert_keys(&status, BUILD_STATUS_KEYS, "build status");
-        if status["status"] != json!("building") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "build {id} never completed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let status = api.wait_built(&builds, &id);
+    assert_keys(&status, BUILD_STATUS_KEYS, "build status");
     assert_eq!(status["status"], json!("completed"));
     // Fetched again, the build is the created one with its new status.
     let completed = api.get(&format!("{builds}/{id}")).expect(200);
