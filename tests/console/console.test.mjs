@@ -387,6 +387,35 @@ async function main() {
       assert(v[0] === v[1] && v[0] === sign('tok', 'http://example-1234-dev.localhost:8080/caf%C3%A9/a.mp3'), `signatures ${v}`);
     });
 
+    await step('after a 401 the console stops sending the dead credentials (regression)', async () => {
+      // A token rotated mid-upload: the pending uploads used to go on with the old token, and
+      // ten 401s locked the whole address out of the API (429), even for the new token.
+      allowed = ['status of 401'];
+      const r = await page.evaluate(async ([sid]) => {
+        const src = document.querySelector('script[type=module]').src.replace(/app\.js$/, 'api.js');
+        const { Api } = await import(src);
+        const api = new Api(sid, '0'.repeat(32));
+        let signedOut = 0;
+        api.onUnauthorized = () => { signedOut += 1; };
+        const sent = [];
+        const orig = window.fetch;
+        window.fetch = (...a) => { sent.push(a[0]); return orig(...a); };
+        const statuses = [];
+        for (let i = 0; i < 12; i += 1) {
+          try { await api.get('/v1/Services'); statuses.push(200); } catch (e) { statuses.push(e.status); }
+        }
+        window.fetch = orig;
+        return { sent: sent.length, statuses, signedOut };
+      }, [SID]);
+      allowed = [];
+      assert(r.sent === 1, `one request reached the server, not ${r.sent}`);
+      assert(r.statuses.every((x) => x === 401), `every call failed with 401: ${r.statuses}`);
+      assert(r.signedOut === 1, `signed out once, not ${r.signedOut}`);
+      // The address is not locked out: the real credentials still work.
+      const ok = await postForm('/v1/Services', { UniqueName: 'not-locked-out', FriendlyName: 'x' }, SID, TOKEN);
+      assert(ok.sid.startsWith('ZS'), 'the API still answers this address');
+    });
+
     await step('editing an asset turns it gray until the next Deploy All', async () => {
       await row('/hello.txt').locator('.asset-path').click();
       const dlg = page.locator('dialog[open]');
