@@ -43,8 +43,9 @@ pub enum Outcome {
 }
 
 impl Builder {
-    /// Starts the build thread on `store` and queues every build left `building`.
-    pub fn start(store: Arc<Store>) -> Arc<Builder> {
+    /// Starts the build thread on `store` and queues every build left `building`; fails only
+    /// when the thread cannot be started.
+    pub fn start(store: Arc<Store>) -> std::io::Result<Arc<Builder>> {
         let builder = Arc::new(Builder {
             queue: Mutex::new(VecDeque::new()),
             wake: Condvar::new(),
@@ -74,9 +75,8 @@ impl Builder {
                         pause = RETRY_PAUSE;
                     }
                 }
-            })
-            .expect("spawn the build thread");
-        builder
+            })?;
+        Ok(builder)
     }
 
     /// Queues a build; returns at once.
@@ -259,7 +259,7 @@ mod tests {
     fn builds_left_building_by_a_restart_are_finished_by_the_next_start() {
         let (_d, store, _svc, build, _digest) = setup();
         // As after a crash: the build is `building` and no thread has it queued.
-        Builder::start(store.clone());
+        Builder::start(store.clone()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while status(&store, &build.sid) == "building" {
             assert!(Instant::now() < deadline, "the build was never finished");
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn queued_builds_are_built_in_the_background() {
         let (_d, store, svc, _build, _digest) = setup();
-        let builder = Builder::start(store.clone());
+        let builder = Builder::start(store.clone()).unwrap();
         let sids = store.read().unwrap().builds(&svc.sid).unwrap()[0]
             .asset_versions
             .clone();

@@ -110,17 +110,19 @@ pub fn run(args: Args) -> CliResult {
             if deployed { "" } else { " (nothing deployed)" }
         );
     }
-    // Last startup line: scripts and tests wait for it.
-    println!("listening on http://{addr}");
+    // Every step that can fail happens before the last startup line: scripts and tests that
+    // wait for it may start a flood of requests at once.
     let handle = server.shutdown_handle();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            eprintln!("assetd: shutting down (finishing in-flight requests)");
-            handle.shutdown();
-        }
-    });
+    std::thread::Builder::new()
+        .name("assetd-signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                eprintln!("assetd: shutting down (finishing in-flight requests)");
+                handle.shutdown();
+            }
+        })?;
     let retention_secs = args.retention_days.saturating_mul(24 * 3600);
-    spawn_retention(store.clone(), retention_secs);
+    spawn_retention(store.clone(), retention_secs)?;
     let app = App::new(
         store,
         AppConfig {
@@ -129,26 +131,34 @@ pub fn run(args: Args) -> CliResult {
             retention_secs,
             builds_per_hour: args.builds_per_hour,
         },
-    );
+    )?;
+    // Last startup line: scripts and tests wait for it.
+    println!("listening on http://{addr}");
     server.run(Arc::new(app))?;
     Ok(())
 }
 
 /// Runs the retention pass once an hour in the background; failures are logged, not fatal.
-fn spawn_retention(store: Arc<Store>, max_age_secs: u64) {
-    std::thread::spawn(move || {
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-            match store.write(|tx| tx.retention(max_age_secs)) {
-                Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => {
-                    eprintln!(
-                        "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",
-                        r.builds_deleted, r.versions_deleted, r.blobs_reclaimed, r.bytes_reclaimed
-                    )
+fn spawn_retention(store: Arc<Store>, max_age_secs: u64) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("assetd-retention".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                match store.write(|tx| tx.retention(max_age_secs)) {
+                    Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => {
+                        eprintln!(
+                            "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",
+                            r.builds_deleted,
+                            r.versions_deleted,
+                            r.blobs_reclaimed,
+                            r.bytes_reclaimed
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("assetd: retention pass failed: {e}"),
                 }
-                Ok(_) => {}
-                Err(e) => eprintln!("assetd: retention pass failed: {e}"),
             }
-        }
-    });
+        })?;
+    Ok(())
 }

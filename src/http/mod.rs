@@ -42,13 +42,13 @@ pub struct App {
 
 impl App {
     /// The application on `store`; starts the background build step (see [`crate::builder`]).
-    pub fn new(store: Arc<Store>, config: AppConfig) -> App {
-        let builder = crate::builder::Builder::start(store.clone());
-        App {
+    pub fn new(store: Arc<Store>, config: AppConfig) -> std::io::Result<App> {
+        let builder = crate::builder::Builder::start(store.clone())?;
+        Ok(App {
             store,
             config,
             api: api::Api::new(builder),
-        }
+        })
     }
 
     /// The scheme the client used: `http`, or what a trusted proxy reports.
