@@ -17,6 +17,24 @@ pub(crate) fn built(tx: &mut Tx<'_>, svc: &Service, sids: &[String]) -> Result<B
     Ok(b)
 }
 
+/// Stores `body` and makes it a public `text/plain` version of `path` in `svc`.
+pub(crate) fn put_version(
+    tx: &mut Tx<'_>,
+    svc: &Service,
+    path: &str,
+    body: &[u8],
+) -> Result<AssetVersion> {
+    let put = tx.put_blob(&mut &body[..], None, None)?;
+    let asset = tx.asset_named(svc, path)?;
+    tx.create_version(
+        &asset,
+        &AssetPath::parse(path)?,
+        Visibility::Public,
+        "text/plain",
+        &put.digest,
+    )
+}
+
 /// Removes blob `digest`'s record (its chunks stay): content a version needs is then missing.
 pub(crate) fn lose_blob(store: &Store, digest: &Digest) {
     store
@@ -108,15 +126,7 @@ fn records_round_trip_and_deploy_switches_atomically() {
             ));
             let mut builds = Vec::new();
             for body in ["one", "two"] {
-                let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
-                let asset = tx.asset_named(&svc, "/x.txt")?;
-                let v = tx.create_version(
-                    &asset,
-                    &AssetPath::parse("/x.txt")?,
-                    Visibility::Public,
-                    "text/plain",
-                    &put.digest,
-                )?;
+                let v = put_version(tx, &svc, "/x.txt", body.as_bytes())?;
                 builds.push(built(tx, &svc, &[v.sid])?);
             }
             tx.deploy(&env, &builds[0].sid)?;
@@ -314,18 +324,6 @@ fn gzip_variant_is_stored_once_for_compressible_content() {
 #[test]
 fn retention_keeps_everything_deployed_and_reclaims_the_rest() {
     let (_d, store) = open();
-    let put_version =
-        |tx: &mut Tx<'_>, svc: &Service, path: &str, body: &[u8]| -> Result<AssetVersion> {
-            let put = tx.put_blob(&mut &body[..], None, None)?;
-            let asset = tx.asset_named(svc, path)?;
-            tx.create_version(
-                &asset,
-                &AssetPath::parse(path)?,
-                Visibility::Public,
-                "text/plain",
-                &put.digest,
-            )
-        };
     let (env, live, rolled_back, orphan) = store
         .write(|tx| {
             let (acct, _) = tx.ensure_main_account()?;
@@ -401,15 +399,7 @@ fn retention_concurrent_with_deploys_never_breaks_the_live_build() {
         let body = format!("body {i}");
         store
             .write(|tx| {
-                let put = tx.put_blob(&mut body.as_bytes(), None, None)?;
-                let asset = tx.asset_named(&svc, "/x.txt")?;
-                let v = tx.create_version(
-                    &asset,
-                    &AssetPath::parse("/x.txt")?,
-                    Visibility::Public,
-                    "text/plain",
-                    &put.digest,
-                )?;
+                let v = put_version(tx, &svc, "/x.txt", body.as_bytes())?;
                 let b = built(tx, &svc, &[v.sid])?;
                 tx.deploy(&env, &b.sid)?;
                 Ok(())
@@ -536,11 +526,7 @@ fn a_suspended_account_serves_nothing_and_stays_so_after_a_restore() {
             let sub = tx.create_subaccount(&main.sid, "Tenant")?;
             let svc = tx.create_service(&sub.sid, "t", "t")?;
             let env = tx.create_environment(&svc, "dev", Some("dev"))?;
-            let put = tx.put_blob(&mut &b"public bytes"[..], None, None)?;
-            let asset = tx.asset_named(&svc, "/p.txt")?;
-            let path = AssetPath::parse("/p.txt")?;
-            let v =
-                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let v = put_version(tx, &svc, "/p.txt", b"public bytes")?;
             let b = built(tx, &svc, &[v.sid])?;
             tx.deploy(&env, &b.sid)?;
             Ok((sub.sid, env.label))
@@ -580,11 +566,7 @@ fn builds_per_hour_counts_creations_and_forgets_after_an_hour() {
         .write(|tx| {
             let (acct, _) = tx.ensure_main_account()?;
             let svc = tx.create_service(&acct.sid, "rate", "rate")?;
-            let put = tx.put_blob(&mut &b"bytes"[..], None, None)?;
-            let asset = tx.asset_named(&svc, "/r.txt")?;
-            let path = AssetPath::parse("/r.txt")?;
-            let v =
-                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let v = put_version(tx, &svc, "/r.txt", b"bytes")?;
             Ok((acct.sid, svc, vec![v.sid]))
         })
         .unwrap();
@@ -703,11 +685,7 @@ fn retry_after_waits_until_enough_builds_leave_the_window() {
         .write(|tx| {
             let (acct, _) = tx.ensure_main_account()?;
             let svc = tx.create_service(&acct.sid, "wait", "wait")?;
-            let put = tx.put_blob(&mut &b"w"[..], None, None)?;
-            let asset = tx.asset_named(&svc, "/w.txt")?;
-            let path = AssetPath::parse("/w.txt")?;
-            let v =
-                tx.create_version(&asset, &path, Visibility::Public, "text/plain", &put.digest)?;
+            let v = put_version(tx, &svc, "/w.txt", b"w")?;
             let now = tx.now();
             let mut log = tx.txn().open_table(tables::BUILD_LOG)?;
             for (age, sid) in [(3000, "ZBa"), (2000, "ZBb"), (1000, "ZBc")] {
