@@ -2626,38 +2626,32 @@ mod sys {
         }
     }
 
+    /// An int-valued `IPPROTO_TCP` socket option.
     #[cfg(test)]
-    pub fn notsent_lowat(fd: RawFd) -> Option<u32> {
+    fn tcp_int_option(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: TCP_NOTSENT_LOWAT is one int.
+        // SAFETY: the options read here are one int each.
         let rc = unsafe {
             libc::getsockopt(
                 fd,
                 libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
+                option,
                 (&mut v as *mut libc::c_int).cast(),
                 &mut len,
             )
         };
-        (rc == 0).then_some(v as u32)
+        (rc == 0).then_some(v)
+    }
+
+    #[cfg(test)]
+    pub fn notsent_lowat(fd: RawFd) -> Option<u32> {
+        tcp_int_option(fd, libc::TCP_NOTSENT_LOWAT).map(|v| v as u32)
     }
 
     #[cfg(test)]
     pub fn nodelay(fd: RawFd) -> Option<bool> {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: TCP_NODELAY is one int.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        (rc == 0).then_some(v != 0)
+        tcp_int_option(fd, libc::TCP_NODELAY).map(|v| v != 0)
     }
 }
 
