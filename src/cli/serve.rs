@@ -8,6 +8,7 @@ use argh::FromArgs;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The port `serve` listens on by default (on 127.0.0.1).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -45,9 +46,25 @@ pub struct Args {
     /// limit)
     #[argh(option, default = "100")]
     builds_per_hour: u32,
-    /// request worker threads (default 4)
-    #[argh(option, default = "4")]
-    workers: usize,
+    /// network threads (default: one per core)
+    #[argh(option, default = "0")]
+    threads: usize,
+    /// most open connections; more wait in the listen queue (default 16384, lowered to what
+    /// the descriptor limit allows)
+    #[argh(option, default = "16384")]
+    max_connections: usize,
+    /// seconds a connection has to send a complete request head, counted from when it is
+    /// accepted or its previous response is sent: bounds slow heads and idle keep-alive
+    /// connections (default 10)
+    #[argh(option, default = "10")]
+    head_timeout: u64,
+    /// seconds a request body or a response write may make no progress before the
+    /// connection is cut (default 30)
+    #[argh(option, default = "30")]
+    io_timeout: u64,
+    /// largest request head in KiB; larger heads get 431 (default 16)
+    #[argh(option, default = "16")]
+    max_head_kib: usize,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -62,8 +79,17 @@ pub fn run(args: Args) -> CliResult {
     if args.public_scheme != "http" && args.public_scheme != "https" {
         return Err("--public-scheme must be http or https".into());
     }
-    if args.workers == 0 || args.workers > 256 {
-        return Err("--workers must be between 1 and 256".into());
+    if args.threads > 256 {
+        return Err("--threads must be between 0 (one per core) and 256".into());
+    }
+    if args.max_connections == 0 {
+        return Err("--max-connections must be at least 1".into());
+    }
+    if args.head_timeout == 0 || args.io_timeout == 0 {
+        return Err("--head-timeout and --io-timeout must be at least 1 second".into());
+    }
+    if !(8..=1024).contains(&args.max_head_kib) {
+        return Err("--max-head-kib must be between 8 and 1024".into());
     }
     let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
     let (account, created) = store.main_account()?;
@@ -77,7 +103,14 @@ pub fn run(args: Args) -> CliResult {
         signal_hook::consts::SIGINT,
     ])?;
     let mut config = ServerConfig::new(args.listen);
-    config.workers = args.workers;
+    config.threads = args.threads;
+    config.max_connections = args.max_connections;
+    config.head_timeout = Duration::from_secs(args.head_timeout);
+    config.io_timeout = Duration::from_secs(args.io_timeout);
+    config.max_head_bytes = args.max_head_kib * 1024;
+    // The largest body the API takes is an asset upload (25 MB plus its multipart framing).
+    config.max_body_bytes = crate::model::limits::MAX_SERVED_BYTES + 1024 * 1024;
+    config.spool_dir = Some(args.data.join("tmp"));
     let server =
         Server::bind(config).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.local_addr();

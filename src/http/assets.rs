@@ -1,11 +1,11 @@
 //! Serving an asset: the hot path. One read snapshot resolves host label → active build →
 //! route and streams the blob from that same snapshot.
 
-use super::server::{Body, Reply, Request};
+use super::server::{Body, Chunk, ChunkSource, Reply, Request};
 use super::text;
 use crate::model::Visibility;
 use crate::model::mime::{self, accepts_gzip, etag_matches};
-use crate::store::{Hit, Store, StoreError};
+use crate::store::{BlobReader, Hit, Store, StoreError};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
 /// URL the client used, which a protected asset's signature must cover.
@@ -137,8 +137,8 @@ fn respond(
         return Ok(Reply {
             status: 200,
             headers,
-            body: Body::Stream {
-                reader: Box::new(reader),
+            body: Body::Chunks {
+                source: Box::new(Pieces(reader)),
                 len,
             },
         });
@@ -164,8 +164,8 @@ fn respond(
         Some((reader, _)) => Ok(Reply {
             status,
             headers,
-            body: Body::Stream {
-                reader: Box::new(reader),
+            body: Body::Chunks {
+                source: Box::new(Pieces(reader)),
                 len: end - start,
             },
         }),
@@ -173,6 +173,15 @@ fn respond(
             "blob {} of {} is missing",
             route.digest, hit.path
         ))),
+    }
+}
+
+/// A blob streamed as the store's own pages (no copy), pulled as the socket drains.
+struct Pieces(BlobReader);
+
+impl ChunkSource for Pieces {
+    fn next_chunk(&mut self) -> std::io::Result<Option<Chunk>> {
+        Ok(self.0.next_piece()?.map(|p| Box::new(p) as Chunk))
     }
 }
 

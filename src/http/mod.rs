@@ -1,5 +1,5 @@
-//! HTTP: the engine ([`server`], the only file naming tiny_http), one router ([`App`]), asset
-//! serving ([`assets`]).
+//! HTTP: the engine ([`server`]; its `engine` file is the only one naming hyper and tokio),
+//! one router ([`App`]), asset serving ([`assets`]).
 //!
 //! Routing: a request whose `Host` (any port) is an environment domain
 //! (`{label}.{base domain}`) is an asset request. Any other host is the management host:
@@ -70,7 +70,34 @@ impl App {
     }
 }
 
+impl App {
+    /// Whether the request is for an asset (host-style or path-style).
+    fn is_asset(&self, req: &Request<'_>) -> bool {
+        let host = req.header("host").unwrap_or("").trim();
+        domain::label_of_host(strip_port(host), &self.config.base_domain).is_some()
+            || req.target.starts_with(PATH_STYLE_PREFIX)
+    }
+}
+
 impl Handler for App {
+    /// Assets, the console and `/healthz` are answered inline (store reads only, no body);
+    /// the API runs on the blocking pool.
+    fn is_quick(&self, req: &Request<'_>) -> bool {
+        self.is_asset(req) || !api::Api::owns(req.path())
+    }
+
+    fn body_limit(&self, req: &Request<'_>) -> u64 {
+        api::Api::body_limit(&req.method, req.path())
+    }
+
+    /// The API's refusals are in its JSON error shape; the rest are plain text.
+    fn refuse(&self, req: &Request<'_>, status: u16, message: &str) -> Reply {
+        if !self.is_asset(req) && api::Api::owns(req.path()) {
+            return api::error::ApiError::new(status, 20000 + status as u32, message).into_reply();
+        }
+        text(status, &format!("{message}\n"))
+    }
+
     fn handle(&self, req: &mut Request<'_>) -> Reply {
         let host = req.header("host").unwrap_or("").trim().to_string();
         let hostname = strip_port(&host);

@@ -57,8 +57,8 @@ pub fn from_path(path: &str) -> &'static str {
 /// Validates a client-supplied content type before it is stored (and later sent as a
 /// header): visible ASCII and spaces only, `type/subtype` with optional parameters, at most
 /// 255 bytes.
-// SECURITY: tiny_http does not reject CR/LF in header values (CVE-2026-66753); this check is
-// what keeps an uploaded Content-Type from splitting a response.
+// SECURITY: an uploaded Content-Type becomes a response header; this check (and the engine's
+// refusal of any invalid header value) keeps it from splitting a response (CVE-2026-66753).
 pub fn check_content_type(ct: &str) -> Result<(), RuleError> {
     let ct = ct.trim();
     if ct.is_empty() || ct.len() > 255 {

@@ -4,7 +4,7 @@
 use super::tables::{BLOBS, BlobMeta, CHUNK_SIZE, CHUNKS, GzipState, META};
 use super::{Result, StoreError, decode_u64};
 use crate::model::{Digest, Hasher};
-use redb::{ReadOnlyTable, ReadableTable, WriteTransaction};
+use redb::{OwnedAccessGuard, ReadOnlyTable, ReadableTable, WriteTransaction};
 use std::io::{self, Read};
 
 /// Where a new blob's bytes come from.
@@ -149,8 +149,23 @@ pub(crate) fn delete_chunks(txn: &WriteTransaction, id: u64, size: u64) -> Resul
     Ok(())
 }
 
-/// Streams a byte range of one chunk set out of a read snapshot. Holds one chunk at a time;
-/// the snapshot stays valid (and its pages unreclaimed) until the reader is dropped.
+/// Part of one stored chunk, borrowed from the store's page without a copy; it keeps its read
+/// snapshot alive until dropped.
+pub struct Piece {
+    guard: OwnedAccessGuard<&'static [u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for Piece {
+    fn as_ref(&self) -> &[u8] {
+        &self.guard.value()[self.start..self.end]
+    }
+}
+
+/// Streams a byte range of one chunk set out of a read snapshot, either through [`Read`]
+/// (one chunk copied at a time) or as [`Piece`]s (no copy). The snapshot stays valid (and its
+/// pages unreclaimed) until the reader and its pieces are dropped.
 pub struct BlobReader {
     chunks: ReadOnlyTable<(u64, u32), &'static [u8]>,
     id: u64,
@@ -178,6 +193,32 @@ impl BlobReader {
     /// Bytes left to read.
     pub fn remaining(&self) -> u64 {
         self.end - self.pos
+    }
+
+    /// The rest of the current chunk within the range, without a copy; `None` at the end.
+    /// A missing or short chunk is an `UnexpectedEof` error.
+    pub fn next_piece(&mut self) -> io::Result<Option<Piece>> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let index = (self.pos / CHUNK_SIZE as u64) as u32;
+        let start = (self.pos % CHUNK_SIZE as u64) as usize;
+        let guard = self
+            .chunks
+            .get_owned((self.id, index))
+            .map_err(io::Error::other)?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is missing"))?;
+        let len = guard.value().len();
+        if start >= len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "blob chunk is short",
+            ));
+        }
+        let end = len.min(start + (self.end - self.pos) as usize);
+        self.pos += (end - start) as u64;
+        self.current = None;
+        Ok(Some(Piece { guard, start, end }))
     }
 }
 

@@ -17,7 +17,7 @@ mod tables;
 pub use accounts::secret_hash;
 pub use backup::BackupReport;
 pub use blob::PutBlob;
-pub use blob::{BlobReader, BlobSource};
+pub use blob::{BlobReader, BlobSource, Piece};
 pub use gc::{DEFAULT_RETENTION_SECS, GcReport};
 pub use ops::{Hit, Lookup, Tx};
 pub use records::*;

@@ -83,6 +83,16 @@ impl ApiError {
         ApiError::new(500, 20500, "Internal Server Error")
     }
 
+    /// A request body that could not be read: 507 when the engine could not spool it for a
+    /// full disk, else 400 naming `what`.
+    pub fn body(what: &str, e: &std::io::Error) -> ApiError {
+        if is_disk_full(e) {
+            ApiError::io(e)
+        } else {
+            ApiError::invalid(format!("cannot read {what}: {e}"))
+        }
+    }
+
     /// A failed file operation: 507 when the disk is full (nothing was stored; the client may
     /// retry once space is freed), else an internal error.
     pub fn io(e: &std::io::Error) -> ApiError {

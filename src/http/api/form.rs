@@ -97,7 +97,7 @@ pub fn read_form(body: &mut dyn Read, declared: Option<u64>) -> ApiResult<Params
     let mut buf = Vec::new();
     body.take(MAX_FORM_BYTES + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+        .map_err(|e| ApiError::body("the request body", &e))?;
     if buf.len() as u64 > MAX_FORM_BYTES {
         return Err(ApiError::too_large(format!(
             "form bodies are limited to {MAX_FORM_BYTES} bytes"

@@ -115,6 +115,21 @@ impl Api {
             || path.starts_with("/2010-04-01/")
     }
 
+    /// The largest request body `method` on `path` takes: an asset upload or a blob 25 MB
+    /// (plus multipart framing), a manifest 4 MiB, anything else a 1 MiB form. The engine
+    /// receives no more than this; a larger declared length reaches the handler unread, which
+    /// answers 413.
+    pub fn body_limit(method: &str, path: &str) -> u64 {
+        let path = path.trim_end_matches('/');
+        let path = path.strip_suffix(".json").unwrap_or(path);
+        match method {
+            "PUT" if path.starts_with("/v1/Blobs/") => crate::model::limits::MAX_SERVED_BYTES,
+            "POST" if path.ends_with("/Versions") => upload::MAX_UPLOAD_BYTES,
+            "POST" if path.ends_with("/Manifests") => sync::MAX_MANIFEST_BYTES,
+            _ => form::MAX_FORM_BYTES,
+        }
+    }
+
     /// Answers one API request.
     pub fn handle(
         &self,

@@ -81,7 +81,7 @@ impl<'a> Multipart<'a> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.buf.truncate(start);
-                    return Err(ApiError::invalid(format!("cannot read the upload: {e}")));
+                    return Err(ApiError::body("the upload", &e));
                 }
             }
         };

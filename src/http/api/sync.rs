@@ -46,7 +46,7 @@ pub static ROUTES: &[Route] = &[
 ];
 
 /// Largest manifest body accepted.
-const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 fn service(ctx: &Ctx<'_, '_, '_>, sid_or_name: &str) -> ApiResult<Service> {
     ctx.store
@@ -65,7 +65,7 @@ fn read_json(ctx: &mut Ctx<'_, '_, '_>) -> ApiResult<Value> {
     (&mut *ctx.req.body)
         .take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| ApiError::invalid(format!("cannot read the request body: {e}")))?;
+        .map_err(|e| ApiError::body("the request body", &e))?;
     if buf.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(ApiError::too_large(format!(
             "manifests are limited to {MAX_MANIFEST_BYTES} bytes"
@@ -173,7 +173,7 @@ fn put_blob(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
             .req
             .body
             .read(&mut buf)
-            .map_err(|e| ApiError::invalid(format!("cannot read the upload: {e}")))?;
+            .map_err(|e| ApiError::body("the upload", &e))?;
         if n == 0 {
             break;
         }

@@ -18,6 +18,8 @@ pub static ROUTES: &[Route] = &[Route {
 
 /// Multipart framing allowed on top of the largest content.
 const MULTIPART_SLACK: u64 = 64 * 1024;
+/// The largest multipart body an upload takes: the largest asset plus its framing.
+pub const MAX_UPLOAD_BYTES: u64 = MAX_SERVED_BYTES + MULTIPART_SLACK;
 
 fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply> {
     let (service, asset) = {
@@ -40,7 +42,7 @@ fn create_version(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
         ));
     };
     if let Some(len) = ctx.req.body_len
-        && len > MAX_SERVED_BYTES + MULTIPART_SLACK
+        && len > MAX_UPLOAD_BYTES
     {
         return Err(ApiError::too_large(format!(
             "Request Entity Too Large: {len} bytes; assets are limited to {} MB",
