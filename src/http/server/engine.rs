@@ -36,9 +36,6 @@ use tokio::task::JoinHandle;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Bytes read per blocking-pool trip for [`Body::Stream`] replies.
 const STREAM_PIECE: usize = 64 * 1024;
-/// Bytes of a connection's recent input kept to check the framing of a chunked request head
-/// (see [`record_tail`]).
-const TAIL_BYTES: usize = 40 * 1024;
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -91,7 +88,8 @@ impl Server {
             .enable_io()
             .enable_time()
             .build()?;
-        let reserve = (fd_limit / 8).max(32);
+        // Descriptors kept back for the store, spool files and the process itself.
+        let reserve = (fd_limit / 8).clamp(32, 512);
         let max_connections = config
             .max_connections
             .min(fd_limit.saturating_sub(reserve) as usize)
@@ -214,18 +212,20 @@ async fn connection(
     }
     let remote = canonical(remote);
     let tail = Arc::new(Mutex::new(Vec::new()));
+    let config = &shared.config;
+    let max_buf = config.max_head_bytes.max(8192);
     let io = TokioIo::new(Guarded {
         stream,
-        timeout: shared.config.io_timeout,
+        timeout: config.io_timeout,
         stall: None,
         tail: tail.clone(),
+        tail_keep: max_buf + 1024,
     });
-    let config = &shared.config;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(config.head_timeout)
-        .max_buf_size(config.max_head_bytes.max(8192))
+        .max_buf_size(max_buf)
         .max_headers(config.max_headers)
         .keep_alive(true);
     let for_service = shared.clone();
@@ -405,18 +405,24 @@ fn framing_error(
     None
 }
 
-/// Keeps the last [`TAIL_BYTES`] a connection read. hyper removes a `Content-Length` that
-/// comes with `Transfer-Encoding` before the request reaches us, so a chunked request's head is
-/// looked up here (see [`tail_has_content_length`]).
-fn record_tail(tail: &Mutex<Vec<u8>>, bytes: &[u8]) {
+/// Keeps at least the last `keep` bytes a connection read. hyper removes a `Content-Length`
+/// that comes with `Transfer-Encoding` before the request reaches us, so a chunked request's
+/// head is looked up here (see [`tail_has_content_length`]). When the service sees a request,
+/// every byte read since its head began is still in hyper's read buffer, so `keep` = that
+/// buffer's cap (plus slack) always holds the whole head.
+fn record_tail(tail: &Mutex<Vec<u8>>, bytes: &[u8], keep: usize) {
     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-    if bytes.len() >= TAIL_BYTES {
+    if bytes.len() >= keep {
         t.clear();
-        t.extend_from_slice(&bytes[bytes.len() - TAIL_BYTES..]);
+        t.extend_from_slice(&bytes[bytes.len() - keep..]);
         return;
     }
-    let excess = (t.len() + bytes.len()).saturating_sub(TAIL_BYTES);
-    t.drain(..excess);
+    // Compacted past 1.25 times `keep`: each byte is moved a few times at most, and a busy
+    // connection holds about 1.25 `keep` (an idle one, what it read).
+    if t.len() + bytes.len() > keep + keep / 4 {
+        let from = t.len() + bytes.len() - keep;
+        t.drain(..from);
+    }
     t.extend_from_slice(bytes);
 }
 
@@ -786,6 +792,7 @@ struct Guarded {
     timeout: Duration,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     tail: Arc<Mutex<Vec<u8>>>,
+    tail_keep: usize,
 }
 
 impl Guarded {
@@ -818,7 +825,7 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.stream).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            record_tail(&this.tail, &buf.filled()[before..]);
+            record_tail(&this.tail, &buf.filled()[before..], this.tail_keep);
         }
         r
     }
