@@ -93,7 +93,10 @@ impl Handler for App {
         }
         let path = req.target.split('?').next().unwrap_or("");
         if api::Api::owns(path) {
-            return self.api.handle(&self.store, &self.config, req, scheme);
+            let client = client_ip(req, &self.config.trusted_proxies);
+            return self
+                .api
+                .handle(&self.store, &self.config, req, scheme, client);
         }
         management(req)
     }
@@ -130,6 +133,32 @@ fn management(req: &Request<'_>) -> Reply {
         }
         Some(r) => r,
     }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (the proxy appends the
+/// address it saw at the end; anything to its left is the client's own claim).
+pub fn client_ip(req: &Request<'_>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.remote?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    // SECURITY: only the entries added by trusted proxies are believed, read from the right.
+    let mut client = peer;
+    if let Some(xff) = req.header("x-forwarded-for") {
+        for hop in xff.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    Some(client)
 }
 
 /// A short plain-text reply.

@@ -14,6 +14,7 @@ pub mod environments;
 pub mod error;
 pub mod form;
 pub mod json;
+pub mod limiter;
 pub mod maintenance;
 pub mod multipart;
 pub mod services;
@@ -29,6 +30,7 @@ use auth::Limiter;
 pub use error::{ApiError, ApiResult};
 use form::Params;
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Who is calling: the authenticated account, and the API key used (if any).
@@ -115,15 +117,16 @@ impl Api {
             || path.starts_with("/2010-04-01/")
     }
 
-    /// Answers one API request.
+    /// Answers one API request from the client address `client` (see [`crate::http::client_ip`]).
     pub fn handle(
         &self,
         store: &Store,
         config: &AppConfig,
         req: &mut Request<'_>,
         scheme: &str,
+        client: Option<IpAddr>,
     ) -> Reply {
-        match self.dispatch(store, config, req, scheme) {
+        match self.dispatch(store, config, req, scheme, client) {
             Ok(r) => r,
             Err(e) => {
                 if e.disk_failure {
@@ -140,6 +143,7 @@ impl Api {
         config: &AppConfig,
         req: &mut Request<'_>,
         scheme: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Reply> {
         let target = req.target.clone();
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
@@ -157,7 +161,7 @@ impl Api {
                 allowed.push(route.method);
             }
         }
-        let caller = self.limiter.authenticate(store, req)?;
+        let caller = self.limiter.authenticate(store, req, client)?;
         let Some((route, args)) = found else {
             if allowed.is_empty() {
                 return Err(ApiError::not_found(&path));
