@@ -3,8 +3,8 @@
 
 use super::server::{Body, Reply, Request};
 use super::text;
-use crate::model::Visibility;
 use crate::model::mime::{self, accepts_gzip, etag_matches};
+use crate::model::{Visibility, urlencode};
 use crate::store::{Hit, Store, StoreError};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
@@ -17,13 +17,17 @@ pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, ur
     }
     let raw_path = target.split(['?', '#']).next().unwrap_or("/");
     let raw_path = if raw_path.is_empty() { "/" } else { raw_path };
-    let decoded = percent_decode(raw_path);
-    let mut paths = vec![raw_path];
-    if let Some(d) = decoded.as_deref()
-        && d != raw_path
-    {
-        paths.push(d);
+    // SECURITY: the request path is percent-decoded exactly once, here, and compared with the
+    // stored paths, which are in decoded form and never hold an escape: a decoded path that
+    // still holds one (`/%252e%252e/x` → `/%2e%2e/x`) can only be meant for a store written
+    // before that rule, and matches nothing, so no asset is reachable by two encodings.
+    let Some(path) = urlencode::decode_path(raw_path) else {
+        return text(400, "Bad Request: malformed percent-encoding in the path\n");
+    };
+    if urlencode::has_escape(&path) {
+        return text(404, "Not Found\n");
     }
+    let paths = [path.as_str()];
     let served = (|| {
         let lookup = store.read()?;
         let Some(hit) = lookup.resolve(label, &paths)? else {
@@ -242,28 +246,6 @@ fn parse_range(header: &str, size: u64) -> RangeSpec {
     }
 }
 
-/// Percent-decodes a URL path; `None` when the result is not UTF-8 or an escape is malformed.
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_string());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,15 +264,5 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 100), RangeSpec::Full);
         assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Full);
         assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
-    }
-
-    #[test]
-    fn decoding() {
-        assert_eq!(
-            percent_decode("/caf%C3%A9/menu.json").as_deref(),
-            Some("/café/menu.json")
-        );
-        assert_eq!(percent_decode("/a%2"), None);
-        assert_eq!(percent_decode("/%ff"), None);
     }
 }

@@ -147,8 +147,14 @@ impl Api {
     ) -> ApiResult<Reply> {
         let target = req.target.clone();
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = form::decode(raw_path.strip_suffix(".json").unwrap_or(raw_path));
-        let path = path.trim_end_matches('/').to_string();
+        let raw_path = raw_path.strip_suffix(".json").unwrap_or(raw_path);
+        // A malformed escape matches no route (the 404 comes after authentication).
+        let decoded = crate::model::urlencode::decode_path(raw_path);
+        let path = decoded
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let mut allowed = Vec::new();
         let mut found = None;
@@ -164,7 +170,7 @@ impl Api {
         let caller = self.limiter.authenticate(store, req, client)?;
         let Some((route, args)) = found else {
             if allowed.is_empty() {
-                return Err(ApiError::not_found(&path));
+                return Err(ApiError::not_found(decoded.as_deref().unwrap_or(raw_path)));
             }
             return Err(ApiError::method_not_allowed(&allowed.join(", ")));
         };
