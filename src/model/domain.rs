@@ -11,6 +11,7 @@ pub const MAX_SUFFIX: usize = 16;
 /// a dash (plugin-assets' regex). It becomes part of a DNS label, so it is also lower-cased
 /// in domains.
 pub fn check_service_name(name: &str) -> Result<(), RuleError> {
+    super::text::check_name("UniqueName", name)?;
     if name.is_empty() || name.len() > MAX_SERVICE_NAME {
         return rule(format!(
             "service name {name:?} must be 1 to {MAX_SERVICE_NAME} characters"
@@ -33,6 +34,7 @@ pub fn check_service_name(name: &str) -> Result<(), RuleError> {
 
 /// An environment domain suffix: 1-16 letters, digits and single dashes.
 pub fn check_suffix(suffix: &str) -> Result<(), RuleError> {
+    super::text::check_name("DomainSuffix", suffix)?;
     if suffix.is_empty() || suffix.len() > MAX_SUFFIX {
         return rule(format!(
             "domain suffix {suffix:?} must be 1 to {MAX_SUFFIX} characters"
