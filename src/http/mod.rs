@@ -31,6 +31,10 @@ pub struct AppConfig {
     /// Builds one account may create per hour through the API (Twilio's limit is 100); 0 means
     /// no limit.
     pub builds_per_hour: u32,
+    /// `scheme://host[:port]` of the management host as clients reach it (`serve
+    /// --public-url`): the prefix of absolute URLs in API responses. `None`: the request's
+    /// scheme and (checked) `Host`.
+    pub public_url: Option<String>,
 }
 
 /// The request router: asset hosts, path-style asset URLs, management host.

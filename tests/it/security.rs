@@ -239,3 +239,64 @@ fn api_sid(api: &Api) -> String {
         .map(|a| a["sid"].as_str().unwrap().to_string())
         .unwrap_or_else(|| panic!("no main account in {v}"))
 }
+
+/// Regression (black-box test): the `Host` header was echoed unchecked into `url`,
+/// `first_page_url` and `next_page_url` (`Host: x"><script>` came back in the JSON).
+#[test]
+fn an_invalid_host_header_is_400_on_the_api() {
+    let (_data, srv, api) = server(&[]);
+    let auth = [("Authorization", api.auth.as_str())];
+    for host in ["x\"><script>", "a b", "evil.example:666:1", "a:99999"] {
+        let r = request(srv.addr, "GET", host, "/v1/Services", &auth, b"");
+        assert_eq!(r.status, 400, "Host {host:?}: {}", r.text());
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["code"], 20001, "{body}");
+        assert!(!r.text().contains("<script>"), "{}", r.text());
+    }
+    let r = request(srv.addr, "GET", "box.lan:8080", "/v1/Services", &auth, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("\"first_page_url\":\"http://box.lan:8080/v1/Services"),
+        "{}",
+        r.text()
+    );
+}
+
+/// With `serve --public-url`, absolute URLs in API responses use it whatever the `Host`
+/// header says, and `serve` prints it.
+#[test]
+fn public_url_is_the_base_of_api_urls_whatever_the_host() {
+    let (_data, srv, api) = server(&["--public-url", "https://assets.example.org/"]);
+    assert!(
+        srv.banner
+            .iter()
+            .any(|l| l.starts_with("public URL: https://assets.example.org ")),
+        "{:?}",
+        srv.banner
+    );
+    let auth = [("Authorization", api.auth.as_str())];
+    let r = request(
+        srv.addr,
+        "GET",
+        "evil.example:666",
+        "/v1/Services?PageSize=1",
+        &auth,
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body["meta"]["first_page_url"], "https://assets.example.org/v1/Services?PageSize=1&Page=0",
+        "{body}"
+    );
+    assert!(!r.text().contains("evil.example"), "{}", r.text());
+    let (ok, _, err) = cli(&[
+        "serve",
+        "--public-url",
+        "https://x/path",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok && err.contains("--public-url"), "{err}");
+}

@@ -167,6 +167,7 @@ impl Api {
                 allowed.push(route.method);
             }
         }
+        let base = api_base(config, req, scheme)?;
         let caller = self.limiter.authenticate(store, req, client)?;
         let Some((route, args)) = found else {
             if allowed.is_empty() {
@@ -174,19 +175,35 @@ impl Api {
             }
             return Err(ApiError::method_not_allowed(&allowed.join(", ")));
         };
-        let host = req.header("host").unwrap_or("localhost").to_string();
         let mut ctx = Ctx {
             store,
             config,
             builder: &self.builder,
             req,
             caller,
-            base: format!("{scheme}://{host}"),
+            base,
             path,
             query: Params::parse(raw_query),
         };
         (route.handler)(&mut ctx, &args)
     }
+}
+
+/// The prefix of absolute URLs in responses: `--public-url` when set, else the request's
+/// scheme and `Host`, which must then be a valid `host[:port]` (400 otherwise).
+fn api_base(config: &AppConfig, req: &Request<'_>, scheme: &str) -> ApiResult<String> {
+    if let Some(url) = &config.public_url {
+        return Ok(url.clone());
+    }
+    let host = req.header("host").map_or("localhost", str::trim);
+    // SECURITY: the Host header is echoed into `url` and `next_page_url`, which helper
+    // libraries follow with the account's credentials: only a well-formed host[:port] may be.
+    if !crate::model::domain::is_host_port(host) {
+        return Err(ApiError::invalid(
+            "The Host header is not a valid host[:port]; set `serve --public-url` to fix the URLs the API returns",
+        ));
+    }
+    Ok(format!("{scheme}://{host}"))
 }
 
 fn match_pattern(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
