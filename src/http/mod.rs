@@ -19,6 +19,12 @@ use std::sync::Arc;
 /// Prefix of path-style environment URLs: `http://host:port/e/{label}/path`.
 pub const PATH_STYLE_PREFIX: &str = "/e/";
 
+/// The `Content-Security-Policy` of every path-style asset response: a sandbox without
+/// `allow-same-origin`, so a page's scripts run in an opaque origin (no cookies, storage or
+/// same-origin requests of the management host) while scripts, forms, popups and downloads
+/// still work. Images, audio and other non-document content are unaffected.
+pub const PATH_STYLE_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
 /// Settings of the HTTP application.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -93,7 +99,14 @@ impl Handler for App {
             };
             let label = label.to_ascii_lowercase();
             let url = format!("{scheme}://{host}{}", req.target);
-            return assets::serve(&self.store, req, &label, &path, &url);
+            let mut reply = assets::serve(&self.store, req, &label, &path, &url);
+            // SECURITY: path-style assets are served from the management host, the console's
+            // origin: user HTML must not run there (a fake sign-in form on the real address,
+            // same-origin API calls). Host-style domains are origins of their own.
+            reply
+                .headers
+                .push(("content-security-policy".into(), PATH_STYLE_CSP.into()));
+            return reply;
         }
         let path = req.target.split('?').next().unwrap_or("");
         if api::Api::owns(path) {
