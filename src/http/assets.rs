@@ -265,4 +265,46 @@ mod tests {
         assert_eq!(parse_range("bytes=x-1", 100), RangeSpec::Full);
         assert_eq!(parse_range("bytes=0-", 0), RangeSpec::Unsatisfiable);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 10_000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any header: a part lies inside the body and is never empty; a well-formed single
+        /// range means what RFC 9110 says.
+        #[test]
+        fn range_header_parts_lie_inside_the_body(
+            header in "(bytes=)?[0-9 ]{0,4}-?[0-9 ]{0,4}(,[0-9]{0,3}-[0-9]{0,3})?",
+            junk in proptest::prelude::any::<String>(),
+            size in 0u64..2000,
+            a in 0u64..3000,
+            b in 0u64..3000,
+        ) {
+            for h in [header.as_str(), junk.as_str()] {
+                if let RangeSpec::Part(s, e) = parse_range(h, size) {
+                    proptest::prop_assert!(s < e && e <= size, "{h:?} {size}: {s}..{e}");
+                }
+            }
+            let want = if a >= size {
+                RangeSpec::Unsatisfiable
+            } else if b >= a {
+                RangeSpec::Part(a, (b + 1).min(size))
+            } else {
+                RangeSpec::Full
+            };
+            let got = parse_range(&format!("bytes={a}-{b}"), size);
+            let ok = (b < a && got == RangeSpec::Full) || (b >= a && got == want);
+            proptest::prop_assert!(ok, "bytes={a}-{b} of {size}: {got:?}");
+            let suffix = parse_range(&format!("bytes=-{b}"), size);
+            let want = if b == 0 || size == 0 {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(size.saturating_sub(b), size)
+            };
+            proptest::prop_assert_eq!(suffix, want);
+        }
+    }
 }
