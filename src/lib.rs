@@ -12,6 +12,8 @@ pub mod compress;
 pub mod http;
 pub mod model;
 pub mod project;
+#[cfg(test)]
+mod proptests;
 pub mod sign;
 pub mod store;
 pub mod ui;

@@ -4,7 +4,9 @@ fn main() {
     let code = match assetd::cli::run() {
         Ok(()) => 0,
         Err(err) => {
-            eprintln!("assetd: {err}");
+            // SECURITY: error messages may quote stored names or server replies.
+            let line = assetd::model::text::escape_for_terminal(&err.to_string());
+            eprintln!("assetd: {line}");
             1
         }
     };

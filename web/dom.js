@@ -11,7 +11,7 @@ export function h(tag, attrs = {}, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
+    else if (k === 'text') el.textContent = shown(v);
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
     else if (v === true) el.setAttribute(k, '');
@@ -25,8 +25,22 @@ function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
     if (Array.isArray(c)) append(el, c);
-    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    else el.append(c instanceof Node ? c : document.createTextNode(shown(c)));
   }
+}
+
+// Control (C0 but tab and newline, DEL, C1), bidirectional-control, zero-width and BOM
+// characters: what the server's text policy refuses in names.
+const HIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
+/**
+ * `value` as text to show, with the characters names may not hold written as `\u{202e}`:
+ * stored data from before the server's text policy must not reorder or hide what is shown
+ * (SECURITY: `/\u202egnp.exe` would display as `/exe.png`). Every text the console builds
+ * with `h` and `replace` goes through here.
+ */
+export function shown(value) {
+  return String(value).replace(HIDDEN, (c) => `\\u{${c.codePointAt(0).toString(16).padStart(4, '0')}}`);
 }
 
 /** Removes every child of `el` and appends `children`. */

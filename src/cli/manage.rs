@@ -26,8 +26,11 @@ pub struct ListArgs {
     auth_token: Option<String>,
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
+/// A string field as printed: `-` when absent; characters the text policy refuses (control,
+/// bidi, zero-width) escaped, since stores written before the policy may hold them.
+fn s(v: &Value) -> String {
+    // SECURITY: stored text never reaches the terminal raw (an escape sequence could drive it).
+    crate::model::text::escape_for_terminal(v.as_str().unwrap_or("-"))
 }
 
 pub fn list(a: ListArgs) -> CliResult {
@@ -60,7 +63,7 @@ pub fn list(a: ListArgs) -> CliResult {
                     "{:<34}  {:<20}  {:<40}  build {}",
                     s(&v["sid"]),
                     s(&v["unique_name"]),
-                    remote::environment_url(&c, &v),
+                    crate::model::text::escape_for_terminal(&remote::environment_url(&c, &v)),
                     s(&v["build_sid"])
                 );
             }
@@ -127,7 +130,7 @@ fn suffix(s: &str) -> Option<&str> {
 
 /// Deploys `build` to `env`; an already active build is reported, not an error.
 fn deploy(c: &crate::client::Client, service_sid: &str, env: &Value, build: &str) -> CliResult {
-    let url = remote::environment_url(c, env);
+    let url = crate::model::text::escape_for_terminal(&remote::environment_url(c, env));
     let path = format!(
         "/v1/Services/{service_sid}/Environments/{}/Deployments",
         s(&env["sid"])

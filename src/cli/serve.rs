@@ -32,6 +32,11 @@ pub struct Args {
     /// the scheme clients use for printed URLs (default http)
     #[argh(option, default = "String::from(\"http\")")]
     public_scheme: String,
+    /// the management host's URL as clients reach it (scheme://host[:port], for example
+    /// https://assets.example.org): the base of absolute URLs in API responses (default: the
+    /// request's Host, when valid)
+    #[argh(option)]
+    public_url: Option<String>,
     /// address of a reverse proxy whose X-Forwarded-Proto is trusted (repeatable)
     #[argh(option)]
     trusted_proxy: Vec<IpAddr>,
@@ -79,6 +84,11 @@ pub fn run(args: Args) -> CliResult {
     if args.public_scheme != "http" && args.public_scheme != "https" {
         return Err("--public-scheme must be http or https".into());
     }
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(parse_public_url)
+        .transpose()?;
     if args.threads > 256 {
         return Err("--threads must be between 0 (one per core) and 256".into());
     }
@@ -129,6 +139,12 @@ pub fn run(args: Args) -> CliResult {
         println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
     }
     println!("data directory: {}", args.data.display());
+    if let Some(url) = &public_url {
+        println!("public URL: {url} (the base of URLs in API responses)");
+    }
+    let path_style_base = public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     let labels = store.read()?.labels()?;
     if labels.is_empty() {
         println!(
@@ -138,7 +154,7 @@ pub fn run(args: Args) -> CliResult {
     }
     for (label, deployed) in labels {
         println!(
-            "environment {}{}  (path-style: http://{addr}/e/{label}/)",
+            "environment {}{}  (path-style: {path_style_base}/e/{label}/)",
             public.environment_url(&label),
             if deployed { "" } else { " (nothing deployed)" }
         );
@@ -163,12 +179,32 @@ pub fn run(args: Args) -> CliResult {
             trusted_proxies: args.trusted_proxy,
             retention_secs,
             builds_per_hour: args.builds_per_hour,
+            public_url,
         },
     )?;
     // Last startup line: scripts and tests wait for it.
     println!("listening on http://{addr}");
     server.run(Arc::new(app))?;
     Ok(())
+}
+
+/// Checks `--public-url`: `http` or `https`, a valid host[:port], nothing after it but an
+/// optional `/`. Returns it without the trailing `/`.
+fn parse_public_url(url: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "--public-url {url:?} must be http://HOST[:PORT] or https://HOST[:PORT], with no path"
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
+    }
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    if !crate::model::domain::is_host_port(host) {
+        return Err(bad());
+    }
+    Ok(format!("{scheme}://{host}"))
 }
 
 /// Runs the retention pass once an hour in the background; failures are logged, not fatal.
@@ -194,4 +230,31 @@ fn spawn_retention(store: Arc<Store>, max_age_secs: u64) -> std::io::Result<()> 
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn public_urls() {
+        assert_eq!(
+            parse_public_url("https://assets.example.org/").unwrap(),
+            "https://assets.example.org"
+        );
+        assert_eq!(
+            parse_public_url("http://10.0.0.7:8080").unwrap(),
+            "http://10.0.0.7:8080"
+        );
+        for bad in [
+            "assets.example.org",
+            "ftp://a",
+            "http://a/b",
+            "http://a?x",
+            "http://x\"><script>",
+            "http://",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
 }

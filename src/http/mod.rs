@@ -19,6 +19,12 @@ use std::sync::Arc;
 /// Prefix of path-style environment URLs: `http://host:port/e/{label}/path`.
 pub const PATH_STYLE_PREFIX: &str = "/e/";
 
+/// The `Content-Security-Policy` of every path-style asset response: a sandbox without
+/// `allow-same-origin`, so a page's scripts run in an opaque origin (no cookies, storage or
+/// same-origin requests of the management host) while scripts, forms, popups and downloads
+/// still work. Images, audio and other non-document content are unaffected.
+pub const PATH_STYLE_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
 /// Settings of the HTTP application.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -31,6 +37,10 @@ pub struct AppConfig {
     /// Builds one account may create per hour through the API (Twilio's limit is 100); 0 means
     /// no limit.
     pub builds_per_hour: u32,
+    /// `scheme://host[:port]` of the management host as clients reach it (`serve
+    /// --public-url`): the prefix of absolute URLs in API responses. `None`: the request's
+    /// scheme and (checked) `Host`.
+    pub public_url: Option<String>,
 }
 
 /// The request router: asset hosts, path-style asset URLs, management host.
@@ -116,11 +126,21 @@ impl Handler for App {
             };
             let label = label.to_ascii_lowercase();
             let url = format!("{scheme}://{host}{}", req.target);
-            return assets::serve(&self.store, req, &label, &path, &url);
+            let mut reply = assets::serve(&self.store, req, &label, &path, &url);
+            // SECURITY: path-style assets are served from the management host, the console's
+            // origin: user HTML must not run there (a fake sign-in form on the real address,
+            // same-origin API calls). Host-style domains are origins of their own.
+            reply
+                .headers
+                .push(("content-security-policy".into(), PATH_STYLE_CSP.into()));
+            return reply;
         }
         let path = req.target.split('?').next().unwrap_or("");
         if api::Api::owns(path) {
-            return self.api.handle(&self.store, &self.config, req, scheme);
+            let client = client_ip(req, &self.config.trusted_proxies);
+            return self
+                .api
+                .handle(&self.store, &self.config, req, scheme, client);
         }
         management(req)
     }
@@ -157,6 +177,32 @@ fn management(req: &Request<'_>) -> Reply {
         }
         Some(r) => r,
     }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not itself a trusted proxy (the proxy appends the
+/// address it saw at the end; anything to its left is the client's own claim).
+pub fn client_ip(req: &Request<'_>, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.remote?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    // SECURITY: only the entries added by trusted proxies are believed, read from the right.
+    let mut client = peer;
+    if let Some(xff) = req.header("x-forwarded-for") {
+        for hop in xff.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    Some(client)
 }
 
 /// A short plain-text reply.

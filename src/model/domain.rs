@@ -11,6 +11,7 @@ pub const MAX_SUFFIX: usize = 16;
 /// a dash (plugin-assets' regex). It becomes part of a DNS label, so it is also lower-cased
 /// in domains.
 pub fn check_service_name(name: &str) -> Result<(), RuleError> {
+    super::text::check_name("UniqueName", name)?;
     if name.is_empty() || name.len() > MAX_SERVICE_NAME {
         return rule(format!(
             "service name {name:?} must be 1 to {MAX_SERVICE_NAME} characters"
@@ -33,6 +34,7 @@ pub fn check_service_name(name: &str) -> Result<(), RuleError> {
 
 /// An environment domain suffix: 1-16 letters, digits and single dashes.
 pub fn check_suffix(suffix: &str) -> Result<(), RuleError> {
+    super::text::check_name("DomainSuffix", suffix)?;
     if suffix.is_empty() || suffix.len() > MAX_SUFFIX {
         return rule(format!(
             "domain suffix {suffix:?} must be 1 to {MAX_SUFFIX} characters"
@@ -102,9 +104,97 @@ pub fn label_of_host<'a>(host: &'a str, base_domain: &str) -> Option<&'a str> {
     }
 }
 
+/// True when `s` is a syntactically valid `host[:port]` as a `Host` header carries it: a DNS
+/// name (labels of 1-63 letters, digits, `-` or `_`, not starting or ending with `-`, at most
+/// 253 characters, an optional trailing dot), an IPv4 address, or a bracketed IPv6 address;
+/// then an optional port of 1-5 digits below 65536.
+pub fn is_host_port(s: &str) -> bool {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        match after {
+            "" => return true,
+            _ => match after.strip_prefix(':') {
+                Some(p) => ("", Some(p)),
+                None => return false,
+            },
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n < 65_536)
+    });
+    if !port_ok {
+        return false;
+    }
+    if s.starts_with('[') {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (black-box test): `Host: x"><script>` was echoed into API URLs.
+    #[test]
+    fn host_headers_checked() {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:19001",
+            "example-1234-dev.localhost",
+            "assets.example.org.",
+            "[::1]:8080",
+            "[2001:db8::1]",
+            "my_box:80",
+        ] {
+            assert!(is_host_port(ok), "{ok}");
+        }
+        for bad in [
+            "x\"><script>",
+            "",
+            ":80",
+            "a:",
+            "a:99999",
+            "a:8o",
+            "a b",
+            "a..b",
+            "-a.b",
+            "a/b",
+            "a@b",
+            "[::1",
+            "[zz]:1",
+            "[::1]x",
+            "a:1:2",
+            "ä.example",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn names() {

@@ -8,6 +8,7 @@ pub mod mime;
 pub mod path;
 pub mod project;
 pub mod sid;
+pub mod text;
 pub mod time;
 pub mod urlencode;
 pub mod visibility;

@@ -12,8 +12,9 @@ const FORBIDDEN: &[char] = &[
 ];
 
 /// A validated asset path: starts with `/`, at most 255 characters, no `..` or `.` segment,
-/// no empty segment (except the root path `/` itself), no control characters and none of the
-/// toolkit's forbidden characters. Non-ASCII letters are allowed; URLs carry them
+/// no empty segment (except the root path `/` itself), none of the characters the text policy
+/// refuses in paths ([`super::text::check_path`]), no percent-escape (stored paths are
+/// decoded) and none of the toolkit's forbidden characters. Non-ASCII letters are allowed; URLs carry them
 /// percent-encoded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AssetPath(String);
@@ -33,11 +34,13 @@ impl AssetPath {
                 shorten(&path)
             ));
         }
-        if let Some(c) = path.chars().find(|c| c.is_control()) {
+        super::text::check_path("Path", &path)?;
+        // SECURITY: stored paths are in decoded form and a request path is decoded once, so
+        // a stored escape could only be reached through a second encoding.
+        if super::urlencode::has_escape(&path) {
             return rule(format!(
-                "path {:?} contains the control character U+{:04X}",
-                shorten(&path),
-                c as u32
+                "path {} contains a percent-escape (`%` and two hex digits): give the decoded path (`%20` is a space, which paths may not contain; `%C3%A9` is `é`)",
+                shorten(&path)
             ));
         }
         if let Some(c) = path.chars().find(|c| FORBIDDEN.contains(c)) {
@@ -93,10 +96,7 @@ mod tests {
             AssetPath::parse("/café/menu.json").unwrap().as_str(),
             "/café/menu.json"
         );
-        assert_eq!(
-            AssetPath::parse("/hold%20music.mp3").unwrap().as_str(),
-            "/hold%20music.mp3"
-        );
+        assert_eq!(AssetPath::parse("/100%").unwrap().as_str(), "/100%");
     }
 
     #[test]
@@ -138,6 +138,35 @@ mod tests {
             let p = format!("/a{c}b");
             let err = AssetPath::parse(&p).unwrap_err();
             assert!(err.0.contains("may not contain"), "{p}: {err}");
+        }
+    }
+
+    /// Regression (black-box test): `/%2e%2e/x` was stored and then served for a request to
+    /// `/%252e%252e/x`; a stored escape is refused, with a message saying why.
+    #[test]
+    fn percent_escapes_refused() {
+        for p in ["/%2e%2e/x", "/hold%20music.mp3", "/caf%C3%A9", "/a%2Fb"] {
+            let e = AssetPath::parse(p).unwrap_err().0;
+            assert!(e.contains("percent-escape"), "{p}: {e}");
+        }
+    }
+
+    /// Regression (black-box test): a right-to-left override, a BOM and U+2024 dot leaders
+    /// were accepted in paths.
+    #[test]
+    fn spoofing_characters_refused_with_their_codepoint() {
+        for (p, code) in [
+            ("/\u{202e}gnp.exe", "U+202E"),
+            ("/\u{feff}a.txt", "U+FEFF"),
+            ("/\u{2024}\u{2024}/x", "U+2024"),
+            ("/a\u{200b}.txt", "U+200B"),
+            ("/a\u{1b}[31m", "U+001B"),
+        ] {
+            let e = AssetPath::parse(p).unwrap_err().0;
+            assert!(
+                e.starts_with("Path contains") && e.contains(code),
+                "{p:?}: {e}"
+            );
         }
     }
 }

@@ -194,6 +194,7 @@ impl<'a> Tx<'a> {
         if let Some(s) = suffix {
             domain::check_suffix(s)?;
         }
+        crate::model::text::check_name("UniqueName", unique_name)?;
         if unique_name.is_empty() || unique_name.chars().count() > 100 {
             return Err(StoreError::Invalid(
                 "environment UniqueName must be 1 to 100 characters".into(),

@@ -10,7 +10,7 @@ use super::ops::{Lookup, Tx, new_sid};
 use super::records::*;
 use super::tables::*;
 use super::{Result, StoreError, decode_json, encode_json, get_json};
-use crate::model::{Digest, SidKind};
+use crate::model::{Digest, SidKind, text};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::HashSet;
 
@@ -57,17 +57,14 @@ fn check_friendly_name(what: &str, name: &str) -> Result<()> {
             "{what} FriendlyName must be 1 to {MAX_FRIENDLY_NAME} characters, not {n}"
         )));
     }
-    // SECURITY: names are printed by the CLI and shown in the console; a newline or an escape
-    // sequence could forge lines or drive a terminal.
-    if name.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "{what} FriendlyName must not contain control characters"
-        )));
-    }
+    // SECURITY: names are printed by the CLI and shown in the console; see `model::text`.
+    text::check_name(&format!("{what} FriendlyName"), name)?;
     Ok(())
 }
 
 fn check_variable(key: &str, value: &str) -> Result<()> {
+    text::check_name("Variable Key", key)?;
+    text::check_value("Variable Value", value)?;
     let n = key.chars().count();
     if n == 0 || n > MAX_VARIABLE_KEY {
         return Err(StoreError::Invalid(format!(

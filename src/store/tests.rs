@@ -752,12 +752,18 @@ fn friendly_names_with_control_characters_are_refused() {
             tx.create_asset(&svc, "/a\n/b\u{1b}[2J")
         })
         .unwrap_err();
-    assert!(err.to_string().contains("control characters"), "{err}");
+    assert!(
+        err.to_string().contains("U+000A (a control character)"),
+        "{err}"
+    );
     let err = store
         .write(|tx| {
             let (acct, _) = tx.ensure_main_account()?;
             tx.register_service(&acct.sid, "names2", "bad\rname", true, false)
         })
         .unwrap_err();
-    assert!(err.to_string().contains("control characters"), "{err}");
+    assert!(
+        err.to_string().contains("U+000D (a control character)"),
+        "{err}"
+    );
 }

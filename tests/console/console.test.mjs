@@ -387,6 +387,18 @@ async function main() {
       assert(v[0] === v[1] && v[0] === sign('tok', 'http://example-1234-dev.localhost:8080/caf%C3%A9/a.mp3'), `signatures ${v}`);
     });
 
+    await step('stored names are shown with control and bidi characters escaped (regression)', async () => {
+      // Names stored before the text policy may hold an ANSI escape or a right-to-left override.
+      const v = await page.evaluate(async () => {
+        const src = document.querySelector('script[type=module]').src.replace(/app\.js$/, 'dom.js');
+        const { h } = await import(src);
+        return [h('span', { text: '/\u202egnp.exe' }).textContent, h('td', {}, 'a\u001b[31m\ufeffb\u200b').textContent, h('p', {}, 'line\ttab\nnext').textContent];
+      });
+      assert(v[0] === '/\\u{202e}gnp.exe', `bidi: ${v[0]}`);
+      assert(v[1] === 'a\\u{001b}[31m\\u{feff}b\\u{200b}', `controls: ${v[1]}`);
+      assert(v[2] === 'line\ttab\nnext', `tab and newline kept: ${v[2]}`);
+    });
+
     await step('after a 401 the console stops sending the dead credentials (regression)', async () => {
       // A token rotated mid-upload: the pending uploads used to go on with the old token, and
       // ten 401s locked the whole address out of the API (429), even for the new token.

@@ -776,9 +776,77 @@ fn repeated_failed_authentication_gets_429_with_retry_after() {
     let (s, b, r) = call(a, right, "GET", "/2010-04-01/Accounts", "");
     assert_error(s, &b, 429, 20429);
     assert!(r.header("retry-after").is_some());
+    // A request without credentials guesses nothing: 401 as ever.
     let (s, b, _) = call(a, None, "POST", "/v1/AuthTokens/Promote", "");
-    assert_error(s, &b, 429, 20429);
+    assert_error(s, &b, 401, 20003);
     // Asset serving is not part of the API and is not limited.
     let host = format!("{}.localhost", f.label);
     assert_eq!(srv.get(&host, "/hello.txt").status, 200);
+}
+
+/// Regression (black-box test): requests without `Authorization` counted as failed logins, so
+/// one anonymous client behind a shared address (NAT, the trusted proxy) locked everyone out.
+#[test]
+fn anonymous_requests_never_lock_out_correct_credentials() {
+    let f = fixture();
+    let srv = Server::start(f.data.path(), &[]);
+    let a = srv.addr;
+    for i in 0..20 {
+        let (s, b, _) = call(a, None, "GET", "/v1/Services", "");
+        assert_error(s, &b, 401, 20003);
+        assert!(b.to_string().contains("Authentication"), "attempt {i}: {b}");
+    }
+    let right = Some((f.sid.as_str(), f.token.as_str()));
+    let (s, b, _) = call(a, right, "GET", "/v1/Services", "");
+    assert_eq!(s, 200, "{b}");
+}
+
+/// Regression (black-box test): failures on a subaccount or an API key from a shared address
+/// locked the main account out as well.
+#[test]
+fn failures_on_a_subaccount_do_not_lock_out_the_main_account() {
+    let f = fixture();
+    let srv = Server::start(f.data.path(), &[]);
+    let a = srv.addr;
+    let max = assetd::http::api::auth::MAX_FAILURES;
+    let wrong_sub = Some((f.sub_sid.as_str(), "ffffffffffffffffffffffffffffffff"));
+    for _ in 0..max {
+        let (s, b, _) = call(a, wrong_sub, "GET", "/v1/Services", "");
+        assert_error(s, &b, 401, 20003);
+    }
+    let sub = Some((f.sub_sid.as_str(), f.sub_token.as_str()));
+    let (s, b, _) = call(a, sub, "GET", "/v1/Services", "");
+    assert_error(s, &b, 429, 20429);
+    let right = Some((f.sid.as_str(), f.token.as_str()));
+    let (s, b, _) = call(a, right, "GET", "/v1/Services", "");
+    assert_eq!(s, 200, "{b}");
+}
+
+/// Behind a trusted proxy the limiter counts the forwarded client address, so one client's
+/// failures do not lock out another client of the same proxy; an untrusted peer's
+/// `X-Forwarded-For` is ignored.
+#[test]
+fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
+    let f = fixture();
+    let srv = Server::start(f.data.path(), &["--trusted-proxy", "127.0.0.1"]);
+    let wrong = basic(&f.sub_sid, "ffffffffffffffffffffffffffffffff");
+    let right = basic(&f.sub_sid, &f.sub_token);
+    let from = |client: &str, auth: &str| {
+        request(
+            srv.addr,
+            "GET",
+            "127.0.0.1",
+            "/v1/Services",
+            &[("Authorization", auth), ("X-Forwarded-For", client)],
+            b"",
+        )
+        .status
+    };
+    for _ in 0..assetd::http::api::auth::MAX_FAILURES {
+        assert_eq!(from("198.51.100.1", &wrong), 401);
+    }
+    assert_eq!(from("198.51.100.1", &right), 429);
+    // The proxy appends what it saw: a client cannot escape by prepending its own claim.
+    assert_eq!(from("192.0.2.99, 198.51.100.1", &right), 429);
+    assert_eq!(from("198.51.100.2", &right), 200);
 }

@@ -126,7 +126,7 @@ fn assert_keys(v: &Value, want: &[&str], what: &str) {
 }
 
 /// `application/x-www-form-urlencoded` with repeated keys kept.
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
@@ -146,20 +146,20 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// An API client for one account against the management host.
-struct Api {
-    addr: SocketAddr,
-    auth: String,
+pub(crate) struct Api {
+    pub(crate) addr: SocketAddr,
+    pub(crate) auth: String,
 }
 
 /// A response: status and parsed JSON (`Null` for an empty body).
-struct Res {
-    status: u16,
-    json: Value,
+pub(crate) struct Res {
+    pub(crate) status: u16,
+    pub(crate) json: Value,
     raw: Vec<u8>,
 }
 
 impl Res {
-    fn expect(self, status: u16) -> Value {
+    pub(crate) fn expect(self, status: u16) -> Value {
         assert_eq!(
             self.status,
             status,
@@ -170,7 +170,7 @@ impl Res {
     }
 
     /// Asserts a Twilio error body: exact keys, status, code, a message containing `needle`.
-    fn error(self, status: u16, code: u64, needle: &str) -> String {
+    pub(crate) fn error(self, status: u16, code: u64, needle: &str) -> String {
         let body = self.expect(status);
         assert_keys(&body, ERROR_KEYS, "error");
         assert_eq!(body["status"], json!(status), "{body}");
@@ -190,7 +190,7 @@ impl Api {
         self.addr.to_string()
     }
 
-    fn call(&self, method: &str, target: &str, body: Option<(&str, &[u8])>) -> Res {
+    pub(crate) fn call(&self, method: &str, target: &str, body: Option<(&str, &[u8])>) -> Res {
         let mut headers = vec![("Authorization", self.auth.as_str())];
         let (ctype, bytes) = body.unwrap_or(("", b""));
         if !ctype.is_empty() {
@@ -215,7 +215,7 @@ impl Api {
         }
     }
 
-    fn get(&self, target: &str) -> Res {
+    pub(crate) fn get(&self, target: &str) -> Res {
         self.call("GET", target, None)
     }
 
@@ -247,7 +247,7 @@ impl Api {
         }
     }
 
-    fn post(&self, target: &str, pairs: &[(&str, &str)]) -> Res {
+    pub(crate) fn post(&self, target: &str, pairs: &[(&str, &str)]) -> Res {
         let body = form(pairs);
         self.call(
             "POST",
@@ -260,8 +260,8 @@ impl Api {
         self.call("DELETE", target, None)
     }
 
-    /// Uploads an asset version through the multipart endpoint.
-    fn upload(
+    /// Uploads an asset version through the multipart endpoint; expects 201.
+    pub(crate) fn upload(
         &self,
         service: &str,
         asset: &str,
@@ -269,6 +269,19 @@ impl Api {
         visibility: &str,
         content: &[u8],
     ) -> Value {
+        self.try_upload(service, asset, path, visibility, content)
+            .expect(201)
+    }
+
+    /// Uploads an asset version through the multipart endpoint.
+    pub(crate) fn try_upload(
+        &self,
+        service: &str,
+        asset: &str,
+        path: &str,
+        visibility: &str,
+        content: &[u8],
+    ) -> Res {
         let boundary = "----assetdtestboundary";
         let mut b = Vec::new();
         for (name, value) in [("Path", path), ("Visibility", visibility)] {
@@ -287,7 +300,7 @@ impl Api {
         b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let ctype = format!("multipart/form-data; boundary={boundary}");
         let target = format!("/v1/Services/{service}/Assets/{asset}/Versions");
-        self.call("POST", &target, Some((&ctype, &b))).expect(201)
+        self.call("POST", &target, Some((&ctype, &b)))
     }
 
     /// Every item of a list, fetched `PageSize=2` at a time by following `next_page_url`
@@ -447,7 +460,7 @@ fn fixture() -> Fixture {
     }
 }
 
-fn sid(v: &Value) -> String {
+pub(crate) fn sid(v: &Value) -> String {
     v["sid"]
         .as_str()
         .unwrap_or_else(|| panic!("no sid in {v}"))

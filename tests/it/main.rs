@@ -11,4 +11,5 @@ mod crash;
 mod deploy;
 mod disk;
 mod engine;
+mod security;
 mod serving;

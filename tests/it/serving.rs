@@ -304,3 +304,39 @@ fn sigterm_stops_the_server_cleanly() {
     let status = srv.terminate();
     assert!(status.success(), "serve exited with {status}");
 }
+
+/// Regression (black-box test): a path-style asset (`/e/{label}/page.html`) is served from the
+/// management host, the console's origin, and its scripts ran there unsandboxed. Path-style
+/// responses carry a sandbox CSP (an opaque origin); host-style domains are origins of their
+/// own and keep serving as before.
+#[test]
+fn path_style_html_is_sandboxed_and_host_style_is_not() {
+    let f = fixture();
+    let srv = Server::start(f.data.path(), &[]);
+    let path_style = srv.get("127.0.0.1", &format!("/e/{}/assets/index.html", f.label));
+    assert_eq!(path_style.status, 200);
+    assert_eq!(
+        path_style.header("content-security-policy"),
+        Some("sandbox allow-scripts allow-forms allow-popups allow-downloads")
+    );
+    assert!(
+        !path_style
+            .header("content-security-policy")
+            .unwrap()
+            .contains("allow-same-origin")
+    );
+    let host = format!("{}.localhost", f.label);
+    let host_style = srv.get(&host, "/assets/index.html");
+    assert_eq!(host_style.status, 200);
+    assert_eq!(host_style.text(), path_style.text());
+    assert_eq!(host_style.header("content-security-policy"), None);
+    // The console keeps its own strict policy.
+    let console = srv.get("127.0.0.1", "/");
+    assert!(
+        console
+            .header("content-security-policy")
+            .is_some_and(|c| c.contains("script-src 'self'")),
+        "{:?}",
+        console.headers
+    );
+}

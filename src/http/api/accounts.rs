@@ -149,10 +149,10 @@ fn friendly_name(params: &Params, max: usize) -> ApiResult<Option<String>> {
         Some(n) if n.chars().count() > max => Err(ApiError::invalid(format!(
             "FriendlyName must be at most {max} characters"
         ))),
-        Some(n) if n.chars().any(char::is_control) => Err(ApiError::invalid(
-            "FriendlyName must not contain control characters",
-        )),
-        Some(n) => Ok(Some(n.to_string())),
+        Some(n) => {
+            crate::model::text::check_name("FriendlyName", n)?;
+            Ok(Some(n.to_string()))
+        }
     }
 }
 

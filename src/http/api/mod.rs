@@ -14,6 +14,7 @@ pub mod environments;
 pub mod error;
 pub mod form;
 pub mod json;
+pub mod limiter;
 pub mod maintenance;
 pub mod multipart;
 pub mod services;
@@ -29,6 +30,7 @@ use auth::Limiter;
 pub use error::{ApiError, ApiResult};
 use form::Params;
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Who is calling: the authenticated account, and the API key used (if any).
@@ -130,15 +132,16 @@ impl Api {
         }
     }
 
-    /// Answers one API request.
+    /// Answers one API request from the client address `client` (see [`crate::http::client_ip`]).
     pub fn handle(
         &self,
         store: &Store,
         config: &AppConfig,
         req: &mut Request<'_>,
         scheme: &str,
+        client: Option<IpAddr>,
     ) -> Reply {
-        match self.dispatch(store, config, req, scheme) {
+        match self.dispatch(store, config, req, scheme, client) {
             Ok(r) => r,
             Err(e) => {
                 if e.disk_failure {
@@ -155,11 +158,18 @@ impl Api {
         config: &AppConfig,
         req: &mut Request<'_>,
         scheme: &str,
+        client: Option<IpAddr>,
     ) -> ApiResult<Reply> {
         let target = req.target.clone();
         let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
-        let path = form::decode(raw_path.strip_suffix(".json").unwrap_or(raw_path));
-        let path = path.trim_end_matches('/').to_string();
+        let raw_path = raw_path.strip_suffix(".json").unwrap_or(raw_path);
+        // A malformed escape matches no route (the 404 comes after authentication).
+        let decoded = crate::model::urlencode::decode_path(raw_path);
+        let path = decoded
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let mut allowed = Vec::new();
         let mut found = None;
@@ -172,26 +182,43 @@ impl Api {
                 allowed.push(route.method);
             }
         }
-        let caller = self.limiter.authenticate(store, req)?;
+        let base = api_base(config, req, scheme)?;
+        let caller = self.limiter.authenticate(store, req, client)?;
         let Some((route, args)) = found else {
             if allowed.is_empty() {
-                return Err(ApiError::not_found(&path));
+                return Err(ApiError::not_found(decoded.as_deref().unwrap_or(raw_path)));
             }
             return Err(ApiError::method_not_allowed(&allowed.join(", ")));
         };
-        let host = req.header("host").unwrap_or("localhost").to_string();
         let mut ctx = Ctx {
             store,
             config,
             builder: &self.builder,
             req,
             caller,
-            base: format!("{scheme}://{host}"),
+            base,
             path,
             query: Params::parse(raw_query),
         };
         (route.handler)(&mut ctx, &args)
     }
+}
+
+/// The prefix of absolute URLs in responses: `--public-url` when set, else the request's
+/// scheme and `Host`, which must then be a valid `host[:port]` (400 otherwise).
+fn api_base(config: &AppConfig, req: &Request<'_>, scheme: &str) -> ApiResult<String> {
+    if let Some(url) = &config.public_url {
+        return Ok(url.clone());
+    }
+    let host = req.header("host").map_or("localhost", str::trim);
+    // SECURITY: the Host header is echoed into `url` and `next_page_url`, which helper
+    // libraries follow with the account's credentials: only a well-formed host[:port] may be.
+    if !crate::model::domain::is_host_port(host) {
+        return Err(ApiError::invalid(
+            "The Host header is not a valid host[:port]; set `serve --public-url` to fix the URLs the API returns",
+        ));
+    }
+    Ok(format!("{scheme}://{host}"))
 }
 
 fn match_pattern(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
