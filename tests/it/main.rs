@@ -12,3 +12,4 @@ mod deploy;
 mod disk;
 mod engine;
 mod serving;
+mod toolkit;
