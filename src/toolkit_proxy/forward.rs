@@ -369,9 +369,10 @@ pub fn serve<S: Read + Write>(stream: S, public_host: &str, upstream: &Upstream)
             copy_body(&mut client, Some(&mut w), framing)?;
             w.flush()
         });
+        // The server may have answered early (a refusal) and closed: its answer is still
+        // read below. The rest of the client's body is not, so the tunnel closes after it.
+        let body_unread = sent.is_err();
         if let Err(e) = sent {
-            // The server may have answered early (a refusal) and closed: its answer is
-            // still read below. The rest of the client's body is not, so the tunnel closes.
             eprintln!("assetd toolkit-proxy: sending {method} {target} to assetd: {e}");
         }
         let mut up = BufReader::new(up);
@@ -415,7 +416,8 @@ pub fn serve<S: Read + Write>(stream: S, public_host: &str, upstream: &Upstream)
             eprintln!("assetd toolkit-proxy: {method} {target} → {status}");
         }
         let server_close = resp.has_token("connection", "close") && !is_json;
-        let close = client_close || framing_out == Framing::UntilClose || server_close;
+        let close =
+            client_close || body_unread || framing_out == Framing::UntilClose || server_close;
 
         let w = client.get_mut();
         let mut head_out = Vec::with_capacity(1024);
