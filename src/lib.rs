@@ -3,7 +3,8 @@
 //! Content-addressed asset versions, immutable builds and per-environment deployments live in
 //! one redb file ([`store`]); the rules they obey are pure functions ([`model`]); assets are
 //! served over HTTP with `X-Twilio-Signature` checks for protected ones ([`http`], [`sign`]);
-//! the command line drives it all ([`cli`]).
+//! the command line drives it all ([`cli`]); [`toolkit_proxy`] lets Twilio's Serverless Toolkit
+//! deploy to it unmodified.
 
 pub mod builder;
 pub mod cli;
@@ -16,4 +17,5 @@ pub mod project;
 mod proptests;
 pub mod sign;
 pub mod store;
+pub mod toolkit_proxy;
 pub mod ui;

@@ -9,6 +9,7 @@ mod operate;
 mod remote;
 mod serve;
 mod sign;
+mod toolkit_proxy;
 
 use argh::FromArgs;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ enum Command {
     Import(import::Args),
     Account(account::Args),
     Sign(sign::Args),
+    ToolkitProxy(toolkit_proxy::Args),
 }
 
 /// A boxed error whose `Display` is the one-line message printed by `main`.
@@ -77,6 +79,7 @@ pub fn run() -> CliResult {
         Command::Import(a) => import::run(a),
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),
+        Command::ToolkitProxy(a) => toolkit_proxy::run(a),
     }
 }
 

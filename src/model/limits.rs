@@ -13,6 +13,8 @@ pub const MAX_PRIVATE_BYTES: u64 = 10 * MB;
 pub const MAX_SERVED_VERSIONS: usize = 1000;
 /// Most private versions in one build.
 pub const MAX_PRIVATE_VERSIONS: usize = 50;
+/// The runtime a build reports when its creator named none: Twilio's default today.
+pub const DEFAULT_RUNTIME: &str = "node22";
 
 /// The largest size a version of `visibility` may have.
 pub fn max_bytes(visibility: Visibility) -> u64 {

@@ -9,7 +9,7 @@ use super::{
     BlobReader, Result, StoreError, decode_json, decode_u64, encode_json, get_json, new_token, now,
     random_bytes,
 };
-use crate::model::limits::{BuildEntry, validate_build};
+use crate::model::limits::{BuildEntry, DEFAULT_RUNTIME, validate_build};
 use crate::model::{AssetPath, Digest, Sid, SidKind, Visibility, domain, mime};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::io::Read;
@@ -401,7 +401,7 @@ impl<'a> Tx<'a> {
             asset_versions: version_sids.to_vec(),
             function_versions: Vec::new(),
             dependencies,
-            runtime,
+            runtime: Some(runtime.unwrap_or_else(|| DEFAULT_RUNTIME.to_string())),
             date_created: self.now,
             date_updated: self.now,
         };

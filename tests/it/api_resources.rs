@@ -1235,7 +1235,9 @@ fn builds_create_fetch_status_delete_and_limits() {
         )
         .expect(201);
     assert_eq!(bare["dependencies"], build["dependencies"]);
-    assert_eq!(bare["runtime"], Value::Null);
+    // Twilio fills in its default runtime when the toolkit sends none (it was `null`).
+    assert_eq!(bare["runtime"], json!("node22"));
+    assert_eq!(bare["function_versions"], json!([]));
     let plain = api
         .post(
             &builds,
@@ -1257,11 +1259,7 @@ fn builds_create_fetch_status_delete_and_limits() {
             ("FunctionVersions", &format!("ZN{}", "1".repeat(32))),
         ],
     )
-    .error(
-        400,
-        20001,
-        "assetd hosts assets only; Function Versions are not supported",
-    );
+    .error(400, 20001, "twilio-run deploy --no-functions");
     api.post(
         &builds,
         &[("AssetVersions", &sid(&va)), ("Dependencies", "{not json")],
@@ -1703,4 +1701,86 @@ fn official_twilio_python_library_drives_the_api() {
         (r.status, r.text().as_str()),
         (200, "deployed by twilio-python")
     );
+}
+
+/// Issue 9: every `twilio-run deploy` failed with 20404 because the toolkit lists a service's
+/// Functions first (even for a project without any), and `twilio-run logs` got a bare 404.
+#[test]
+fn toolkit_deploy_failed_on_functions_list_404_issue_9() {
+    let f = fixture();
+    let api = &f.main;
+    let s = sid(&create_service(api, "toolkit"));
+    let e = sid(&api
+        .post(
+            &format!("/v1/Services/{s}/Environments"),
+            &[("UniqueName", "dev"), ("DomainSuffix", "dev")],
+        )
+        .expect(201));
+    let zero = |p: &str| format!("{p}{}", "0".repeat(32));
+
+    // Lists: Twilio's envelope, empty, with paging meta.
+    for (path, key) in [
+        (format!("/v1/Services/{s}/Functions"), "functions"),
+        (format!("/v1/Services/{s}/Environments/{e}/Logs"), "logs"),
+    ] {
+        let page = api.get(&format!("{path}?PageSize=50")).expect(200);
+        assert_keys(&page, &[key, "meta"], key);
+        assert_keys(&page["meta"], META_KEYS, "meta");
+        assert_eq!(page[key], json!([]), "{page}");
+        assert_eq!(page["meta"]["key"], json!(key));
+        assert_eq!(page["meta"]["next_page_url"], Value::Null);
+        let host = api.host();
+        assert_eq!(
+            page["meta"]["url"],
+            json!(format!("http://{host}{path}?PageSize=50&Page=0"))
+        );
+        api.get(&format!("{path}?PageSize=0"))
+            .error(400, 20001, "PageSize");
+    }
+    // The service is listed by unique name too, as the toolkit may address it.
+    api.get("/v1/Services/toolkit/Functions").expect(200);
+
+    // No Function ever exists: fetches are 404 in Twilio's error shape.
+    let zh = zero("ZH");
+    for path in [
+        format!("/v1/Services/{s}/Functions/{zh}"),
+        format!("/v1/Services/{s}/Functions/{zh}/Versions"),
+        format!("/v1/Services/{s}/Functions/{zh}/Versions/{}", zero("ZN")),
+        format!("/v1/Services/{s}/Environments/{e}/Logs/{}", zero("NO")),
+        // Unknown services and environments, and another account's service, are 404 too.
+        format!("/v1/Services/{}/Functions", zero("ZS")),
+        format!("/v1/Services/{}/Functions", f.tenant.service),
+        format!("/v1/Services/{s}/Environments/{}/Logs", zero("ZE")),
+    ] {
+        let resource = path.strip_prefix("/v1").unwrap();
+        api.get(&path).error(
+            404,
+            20404,
+            &format!("The requested resource {resource} was not found"),
+        );
+    }
+
+    // Creating a Function or a Function Version: 400 with the one line that names the
+    // toolkit's real flag.
+    for path in [
+        format!("/v1/Services/{s}/Functions"),
+        format!("/v1/Services/{s}/Functions/{zh}/Versions"),
+    ] {
+        let msg = api.post(&path, &[("FriendlyName", "/hello")]).error(
+            400,
+            20001,
+            "twilio-run deploy --no-functions",
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+        assert!(msg.starts_with("assetd hosts assets only"), "{msg}");
+    }
+    // ... but an unknown service is still 404.
+    api.post(
+        &format!("/v1/Services/{}/Functions", zero("ZS")),
+        &[("FriendlyName", "/hello")],
+    )
+    .error(404, 20404, "was not found");
+    // Nothing was created: the list is still empty.
+    let page = api.get(&format!("/v1/Services/{s}/Functions")).expect(200);
+    assert_eq!(page["functions"], json!([]));
 }

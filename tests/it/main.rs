@@ -13,3 +13,4 @@ mod disk;
 mod engine;
 mod security;
 mod serving;
+mod toolkit;

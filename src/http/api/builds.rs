@@ -3,7 +3,7 @@
 //! * `POST /v1/Services/{S}/Builds`: `AssetVersions` (repeated, or `AssetVersions[]`),
 //!   `FunctionVersions` (must be empty: assetd hosts assets only), `Dependencies` (a JSON
 //!   array, bare or wrapped in one more pair of quotes as serverless-api sends it) and
-//!   `Runtime`. Every limit is checked here (at least one version, counts, sizes, one version
+//!   `Runtime` (default [`DEFAULT_RUNTIME`](crate::model::limits::DEFAULT_RUNTIME)). Every limit is checked here (at least one version, counts, sizes, one version
 //!   per path, versions of this service only) and a failure is 400/20001 naming the limit and
 //!   the path. A valid build answers 201 `building` (embedding the version objects as
 //!   Twilio's does) and is completed in the background by [`crate::builder`]; past the
@@ -100,9 +100,7 @@ fn parse_create(form: &Params) -> ApiResult<NewBuild> {
         .iter()
         .any(|v| !v.trim().is_empty())
     {
-        return Err(ApiError::invalid(
-            "assetd hosts assets only; Function Versions are not supported",
-        ));
+        return Err(ApiError::invalid(super::functions::ASSETS_ONLY));
     }
     let versions = form
         .all("AssetVersions")

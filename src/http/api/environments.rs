@@ -113,7 +113,7 @@ fn env_json(ctx: &Ctx<'_, '_, '_>, e: &Environment) -> Value {
 }
 
 /// The caller's service `args[0]` and its environment `args[1]` (a `ZE` SID), else 404.
-fn environment(
+pub(super) fn environment(
     ctx: &Ctx<'_, '_, '_>,
     lookup: &Lookup,
     args: &[String],

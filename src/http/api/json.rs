@@ -5,6 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::form::encode;
 use super::{Ctx, json_reply};
 use crate::http::server::Reply;
+use crate::model::limits::DEFAULT_RUNTIME;
 use crate::model::time::iso8601;
 use crate::store::{Asset, AssetVersion, Build, Deployment, Environment, Service};
 use serde_json::{Value, json};
@@ -88,7 +89,8 @@ pub fn asset_version(base: &str, v: &AssetVersion) -> Value {
     })
 }
 
-/// Builds embed their version objects (as Twilio's responses do, not bare SIDs).
+/// Builds embed their version objects (as Twilio's responses do, not bare SIDs); `runtime` is
+/// the one given at creation, else [`DEFAULT_RUNTIME`]; `function_versions` is always `[]`.
 pub fn build(base: &str, b: &Build, versions: &[AssetVersion]) -> Value {
     let url = format!("{base}/v1/Services/{}/Builds/{}", b.service_sid, b.sid);
     let embedded: Vec<Value> = versions
@@ -113,7 +115,8 @@ pub fn build(base: &str, b: &Build, versions: &[AssetVersion]) -> Value {
         "asset_versions": embedded,
         "function_versions": [],
         "dependencies": b.dependencies,
-        "runtime": b.runtime,
+        // Builds stored before runtimes were defaulted report the default too.
+        "runtime": b.runtime.as_deref().unwrap_or(DEFAULT_RUNTIME),
         "date_created": iso8601(b.date_created),
         "date_updated": iso8601(b.date_updated),
         "url": url,

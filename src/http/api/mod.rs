@@ -13,6 +13,7 @@ pub mod content;
 pub mod environments;
 pub mod error;
 pub mod form;
+pub mod functions;
 pub mod json;
 pub mod limiter;
 pub mod maintenance;
@@ -88,6 +89,7 @@ pub static ROUTES: &[&[Route]] = &[
     assets::ROUTES,
     upload::ROUTES,
     builds::ROUTES,
+    functions::ROUTES,
     accounts::ROUTES,
     sync::ROUTES,
     content::ROUTES,
