@@ -1,7 +1,8 @@
 //! `assetd serve`: run the HTTP server on the data directory.
 
 use super::{CliResult, PublicBase, default_data};
-use crate::http::server::{Server, ServerConfig};
+use crate::http::redirect::Redirect;
+use crate::http::server::{Server, ServerConfig, Tls, self_signed};
 use crate::http::{App, AppConfig};
 use crate::store::Store;
 use argh::FromArgs;
@@ -29,9 +30,9 @@ pub struct Args {
     /// the port clients use, when a proxy or NAT changes it (only for printed URLs)
     #[argh(option)]
     public_port: Option<u16>,
-    /// the scheme clients use for printed URLs (default http)
-    #[argh(option, default = "String::from(\"http\")")]
-    public_scheme: String,
+    /// the scheme clients use for printed URLs (default https when serving TLS, else http)
+    #[argh(option)]
+    public_scheme: Option<String>,
     /// the management host's URL as clients reach it (scheme://host[:port], for example
     /// https://assets.example.org): the base of absolute URLs in API responses (default: the
     /// request's Host, when valid)
@@ -70,6 +71,20 @@ pub struct Args {
     /// largest request head in KiB; larger heads get 431 (default 16)
     #[argh(option, default = "16")]
     max_head_kib: usize,
+    /// serve HTTPS on --listen with this PEM certificate chain (leaf first; reloaded when
+    /// the file changes or on SIGHUP)
+    #[argh(option)]
+    tls_cert: Option<PathBuf>,
+    /// the PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1)
+    #[argh(option)]
+    tls_key: Option<PathBuf>,
+    /// serve HTTPS with a self-signed certificate made once in the data directory (for the
+    /// base domain's wildcard, the management host and this box's addresses)
+    #[argh(switch)]
+    tls_self_signed: bool,
+    /// also listen for plain HTTP here, redirecting every request to https (308)
+    #[argh(option)]
+    http_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -81,8 +96,25 @@ pub fn run(args: Args) -> CliResult {
     {
         return Err(format!("--base-domain {:?} is not a domain name", args.base_domain).into());
     }
-    if args.public_scheme != "http" && args.public_scheme != "https" {
+    let tls_wanted = args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_self_signed;
+    let public_scheme = args
+        .public_scheme
+        .clone()
+        .unwrap_or_else(|| if tls_wanted { "https" } else { "http" }.into());
+    if public_scheme != "http" && public_scheme != "https" {
         return Err("--public-scheme must be http or https".into());
+    }
+    if args.tls_self_signed && (args.tls_cert.is_some() || args.tls_key.is_some()) {
+        return Err("--tls-self-signed and --tls-cert/--tls-key exclude each other".into());
+    }
+    if args.tls_cert.is_some() != args.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
+    }
+    if args.http_listen.is_some() && !tls_wanted {
+        return Err(
+            "--http-listen redirects to https: it needs --tls-cert/--tls-key or --tls-self-signed"
+                .into(),
+        );
     }
     let public_url = args
         .public_url
@@ -111,7 +143,28 @@ pub fn run(args: Args) -> CliResult {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Tls::from_files(cert, key)?),
+        _ if args.tls_self_signed => {
+            let made = self_signed::load_or_create(
+                &args.data,
+                &base_domain,
+                public_url.as_deref(),
+                args.listen.ip(),
+            )?;
+            let what = if made.created { "made" } else { "using" };
+            println!(
+                "TLS: {what} self-signed certificate {} (SHA-256 fingerprint {}); clients trust it with --ca-cert {}",
+                made.cert.display(),
+                made.fingerprint,
+                made.cert.display()
+            );
+            Some(Tls::from_files(&made.cert, &made.key)?)
+        }
+        _ => None,
+    };
     let mut config = ServerConfig::new(args.listen);
     config.threads = args.threads;
     config.max_connections = args.max_connections;
@@ -121,11 +174,14 @@ pub fn run(args: Args) -> CliResult {
     // The largest body the API takes is an asset upload (25 MB plus its multipart framing).
     config.max_body_bytes = crate::model::limits::MAX_SERVED_BYTES + 1024 * 1024;
     config.spool_dir = Some(args.data.join("tmp"));
+    config.tls = tls.clone();
+    config.plain_listen = args.http_listen;
     let server =
         Server::bind(config).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.local_addr();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public = PublicBase {
-        scheme: args.public_scheme.clone(),
+        scheme: public_scheme.clone(),
         base_domain: base_domain.clone(),
         port: Some(args.public_port.unwrap_or(addr.port())),
     };
@@ -144,7 +200,7 @@ pub fn run(args: Args) -> CliResult {
     }
     let path_style_base = public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let labels = store.read()?.labels()?;
     if labels.is_empty() {
         println!(
@@ -162,12 +218,22 @@ pub fn run(args: Args) -> CliResult {
     // Every step that can fail happens before the last startup line: scripts and tests that
     // wait for it may start a flood of requests at once.
     let handle = server.shutdown_handle();
+    let (reload_tx, reload_rx) = std::sync::mpsc::channel::<()>();
+    if let Some(tls) = &tls {
+        tls.spawn_reloader(reload_rx, Duration::from_secs(2))?;
+    }
     std::thread::Builder::new()
         .name("assetd-signals".into())
         .spawn(move || {
-            if signals.forever().next().is_some() {
+            for signal in signals.forever() {
+                if signal == signal_hook::consts::SIGHUP {
+                    // Without TLS there is nothing to reload: SIGHUP is ignored.
+                    let _ = reload_tx.send(());
+                    continue;
+                }
                 eprintln!("assetd: shutting down (finishing in-flight requests)");
                 handle.shutdown();
+                break;
             }
         })?;
     let retention_secs = args.retention_days.saturating_mul(24 * 3600);
@@ -182,9 +248,15 @@ pub fn run(args: Args) -> CliResult {
             public_url,
         },
     )?;
+    let redirect = Redirect {
+        https_port: args.public_port.unwrap_or(addr.port()),
+    };
+    if let Some(plain) = server.plain_addr() {
+        println!("redirecting http://{plain} to https");
+    }
     // Last startup line: scripts and tests wait for it.
-    println!("listening on http://{addr}");
-    server.run(Arc::new(app))?;
+    println!("listening on {scheme}://{addr}");
+    server.run_pair(Arc::new(app), Arc::new(redirect))?;
     Ok(())
 }
 

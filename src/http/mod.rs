@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod redirect;
 pub mod server;
 
 use crate::model::domain;
@@ -61,8 +62,12 @@ impl App {
         })
     }
 
-    /// The scheme the client used: `http`, or what a trusted proxy reports.
+    /// The scheme the client used: `https` on a TLS connection, else `http` or what a trusted
+    /// proxy reports.
     fn scheme(&self, req: &Request<'_>) -> &'static str {
+        if req.tls {
+            return "https";
+        }
         // SECURITY: only a configured proxy may claim the original request was https; anyone
         // else could otherwise choose which URL their signature is checked against.
         let trusted = req

@@ -1,5 +1,5 @@
-//! The HTTP/1.1 engine on hyper 1 + tokio: the only module that names hyper, hyper-util,
-//! http-body-util, bytes, tokio and socket2.
+//! The HTTP engine on hyper 1 + tokio: with `tls.rs` and `secure.rs` (TLS connections,
+//! HTTP/2) the only files that name hyper, hyper-util, http-body-util, bytes, tokio and socket2.
 //!
 //! One multi-thread runtime (a worker per core by default). Each accepted connection is a
 //! task; a slow or idle peer costs its buffers, never a thread. Limits: a connection cap (a
@@ -8,7 +8,9 @@
 //! request bodies (here) and on writes ([`Guarded`]), a body size cap, `SO_SNDBUF` capped on
 //! accepted sockets. Accept errors (EMFILE and friends) back off and go on.
 
-use super::{Body, Chunk, ChunkSource, Handler, Reply, Request, SPOOL_IN_MEMORY, ServerConfig};
+use super::{
+    Body, Chunk, ChunkSource, Handler, Reply, Request, SPOOL_IN_MEMORY, ServerConfig, Tls,
+};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -42,6 +44,8 @@ pub struct Server {
     runtime: tokio::runtime::Runtime,
     listener: std::net::TcpListener,
     addr: SocketAddr,
+    /// The plain listener of [`ServerConfig::plain_listen`].
+    plain: Option<(std::net::TcpListener, SocketAddr)>,
     config: ServerConfig,
     max_connections: usize,
     stop: Arc<watch::Sender<bool>>,
@@ -68,15 +72,16 @@ impl Server {
     /// connection cap to what the descriptor limit leaves after a reserve for the store.
     pub fn bind(config: ServerConfig) -> io::Result<Server> {
         let fd_limit = raise_nofile_limit();
-        let domain = socket2::Domain::for_address(config.listen);
-        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.set_tcp_nodelay(true)?;
-        socket.bind(&config.listen.into())?;
-        socket.listen(1024)?;
-        socket.set_nonblocking(true)?;
-        let listener: std::net::TcpListener = socket.into();
+        let listener = listen(config.listen)?;
         let addr = listener.local_addr()?;
+        let plain = match config.plain_listen {
+            Some(a) => {
+                let l = listen(a).map_err(|e| io::Error::new(e.kind(), format!("{a}: {e}")))?;
+                let addr = l.local_addr()?;
+                Some((l, addr))
+            }
+            None => None,
+        };
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -98,6 +103,7 @@ impl Server {
             runtime,
             listener,
             addr,
+            plain,
             config,
             max_connections,
             stop: Arc::new(watch::Sender::new(false)),
@@ -106,6 +112,11 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the plain listener ([`ServerConfig::plain_listen`]), when there is one.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().map(|p| p.1)
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -117,22 +128,53 @@ impl Server {
     /// Serves requests with `handler` until shut down; returns once in-flight requests are
     /// done (at most 10 s after the shutdown; connections still open then are closed).
     pub fn run(self, handler: Arc<dyn Handler>) -> io::Result<()> {
+        let second = handler.clone();
+        self.run_pair(handler, second)
+    }
+
+    /// [`Server::run`] with `plain` answering on the plain listener
+    /// ([`ServerConfig::plain_listen`]); the two share the connection cap.
+    pub fn run_pair(self, handler: Arc<dyn Handler>, plain: Arc<dyn Handler>) -> io::Result<()> {
         let Server {
             runtime,
             listener,
+            plain: plain_listener,
             config,
             max_connections,
             stop,
             ..
         } = self;
+        let tls = config.tls.clone();
+        let mut plain_config = config.clone();
+        plain_config.tls = None;
         let shared = Arc::new(Shared {
             handler,
             config,
+            tls,
+            spooled: AtomicU64::new(0),
+        });
+        let plain_shared = Arc::new(Shared {
+            handler: plain,
+            config: plain_config,
+            tls: None,
             spooled: AtomicU64::new(0),
         });
         let result = runtime.block_on(async move {
+            let permits = Arc::new(Semaphore::new(max_connections));
             let listener = TcpListener::from_std(listener)?;
-            accept_loop(listener, shared, max_connections, stop.subscribe()).await;
+            let main = accept_loop(listener, shared, permits.clone(), stop.subscribe());
+            match plain_listener {
+                Some((l, _)) => {
+                    let l = TcpListener::from_std(l)?;
+                    let second = accept_loop(l, plain_shared, permits.clone(), stop.subscribe());
+                    tokio::join!(main, second);
+                }
+                None => main.await,
+            }
+            // Every connection holds a permit until it ends: having them all back means no
+            // request is in flight.
+            let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(all)).await;
             Ok(())
         });
         runtime.shutdown_timeout(Duration::from_secs(1));
@@ -140,21 +182,34 @@ impl Server {
     }
 }
 
-/// What every connection task shares.
-struct Shared {
-    handler: Arc<dyn Handler>,
-    config: ServerConfig,
+/// What every connection task of one listener shares.
+pub(super) struct Shared {
+    pub(super) handler: Arc<dyn Handler>,
+    pub(super) config: ServerConfig,
+    /// The listener speaks TLS with this.
+    tls: Option<Tls>,
     /// Spool files made so far (for unique names).
     spooled: AtomicU64,
+}
+
+/// A listening socket (`SO_REUSEADDR`, non-blocking).
+fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    max_connections: usize,
+    permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections));
     let mut last_report: Option<Instant> = None;
     loop {
         let permit = tokio::select! {
@@ -193,17 +248,13 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    // Every connection holds a permit until it ends: having them all back means no request
-    // is in flight.
-    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(all)).await;
 }
 
 async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
@@ -211,6 +262,23 @@ async fn connection(
         let _ = socket2::SockRef::from(&stream).set_send_buffer_size(shared.config.send_buffer);
     }
     let remote = canonical(remote);
+    if let Some(tls) = shared.tls.clone() {
+        super::secure::connection(stream, remote, shared, stop, tls).await;
+        return;
+    }
+    serve_http1(stream, remote, shared, stop, false).await;
+}
+
+/// Serves HTTP/1.1 on `stream` (a TCP socket, or a TLS stream when `tls`).
+pub(super) async fn serve_http1<S>(
+    stream: S,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    tls: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let tail = Arc::new(Mutex::new(Vec::new()));
     let config = &shared.config;
     let max_buf = config.max_head_bytes.max(8192);
@@ -218,7 +286,7 @@ async fn connection(
         stream,
         timeout: config.io_timeout,
         stall: None,
-        tail: tail.clone(),
+        tail: Some(tail.clone()),
         tail_keep: max_buf + 1024,
     });
     let mut builder = http1::Builder::new();
@@ -232,7 +300,7 @@ async fn connection(
     let service = service_fn(move |req| {
         let shared = for_service.clone();
         let tail = tail.clone();
-        async move { Ok::<_, Infallible>(answer(&shared, req, remote, &tail).await) }
+        async move { Ok::<_, Infallible>(answer(&shared, req, remote, Some(&tail), tls).await) }
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
@@ -262,6 +330,7 @@ struct Head {
     target: String,
     headers: Vec<(String, String)>,
     remote: Option<SocketAddr>,
+    tls: bool,
     body_len: Option<u64>,
 }
 
@@ -272,6 +341,7 @@ impl Head {
             target: std::mem::take(&mut self.target),
             headers: std::mem::take(&mut self.headers),
             remote: self.remote,
+            tls: self.tls,
             body_len: self.body_len,
             body,
         }
@@ -285,12 +355,14 @@ impl Head {
 }
 
 /// Answers one request: framing checks, then the quick lane (inline) or the blocking lane
-/// (whole body received first, handler on the blocking pool).
-async fn answer(
+/// (whole body received first, handler on the blocking pool). `tail` is the connection's
+/// recent input for HTTP/1.1 (see [`record_tail`]), `None` for HTTP/2.
+pub(super) async fn answer(
     shared: &Shared,
     req: hyper::Request<Incoming>,
     remote: SocketAddr,
-    tail: &Mutex<Vec<u8>>,
+    tail: Option<&Mutex<Vec<u8>>>,
+    tls: bool,
 ) -> hyper::Response<Out> {
     let (parts, incoming) = req.into_parts();
     let is_head = parts.method == Method::HEAD;
@@ -309,11 +381,19 @@ async fn answer(
             })
             .collect(),
         remote: Some(remote),
+        tls,
         body_len: parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok()),
     };
+    // HTTP/2 carries the host in the `:authority` pseudo-header, which hyper keeps in the URI.
+    if !head.headers.iter().any(|(n, _)| n == "host")
+        && let Some(authority) = parts.uri.authority()
+    {
+        head.headers
+            .push(("host".into(), authority.as_str().to_string()));
+    }
     let handler = &shared.handler;
     if let Some((status, message)) = framing_error(&parts.headers, tail, &head) {
         let mut empty = io::empty();
@@ -379,7 +459,7 @@ fn body_limit(handler: &dyn Handler, head: &mut Head) -> u64 {
 /// are refused by hyper's parser (400) before this.
 fn framing_error(
     headers: &HeaderMap,
-    tail: &Mutex<Vec<u8>>,
+    tail: Option<&Mutex<Vec<u8>>>,
     head: &Head,
 ) -> Option<(u16, &'static str)> {
     let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
@@ -395,7 +475,8 @@ fn framing_error(
             "Not Implemented: only Transfer-Encoding: chunked is supported",
         ));
     }
-    let tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+    // HTTP/2 has no Transfer-Encoding (h2 refuses it as malformed before this).
+    let tail = tail?.lock().unwrap_or_else(|p| p.into_inner());
     if tail_has_content_length(&tail, &head.method, &head.target) {
         return Some((
             400,
@@ -662,7 +743,7 @@ fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
 }
 
 /// A response body as hyper pulls it.
-enum Out {
+pub(super) enum Out {
     Empty,
     Full(Option<Bytes>),
     Chunks {
@@ -787,15 +868,16 @@ fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// An accepted socket that ends a write making no progress for `timeout` (a peer that stopped
 /// reading), and records its recent input (see [`record_tail`]).
-struct Guarded {
-    stream: TcpStream,
-    timeout: Duration,
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
-    tail: Arc<Mutex<Vec<u8>>>,
-    tail_keep: usize,
+pub(super) struct Guarded<S> {
+    pub(super) stream: S,
+    pub(super) timeout: Duration,
+    pub(super) stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Recent input, kept for HTTP/1.1 only.
+    pub(super) tail: Option<Arc<Mutex<Vec<u8>>>>,
+    pub(super) tail_keep: usize,
 }
 
-impl Guarded {
+impl<S> Guarded<S> {
     fn progress<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         if r.is_ready() {
             self.stall = None;
@@ -815,7 +897,7 @@ impl Guarded {
     }
 }
 
-impl AsyncRead for Guarded {
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -824,14 +906,17 @@ impl AsyncRead for Guarded {
         let this = self.get_mut();
         let before = buf.filled().len();
         let r = Pin::new(&mut this.stream).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            record_tail(&this.tail, &buf.filled()[before..], this.tail_keep);
+        if let Some(tail) = &this.tail
+            && matches!(r, Poll::Ready(Ok(())))
+            && buf.filled().len() > before
+        {
+            record_tail(tail, &buf.filled()[before..], this.tail_keep);
         }
         r
     }
 }
 
-impl AsyncWrite for Guarded {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -10,10 +10,14 @@
 //! waits on the network, and a slow peer costs memory, never a thread.
 
 mod engine;
+mod secure;
+pub mod self_signed;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use engine::{Server, ShutdownHandle};
+pub use tls::Tls;
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -58,6 +62,14 @@ pub struct ServerConfig {
     /// `SO_SNDBUF` of accepted sockets, which bounds the data queued to a slow reader and
     /// keeps the tail latency of large downloads low; 0 leaves the system default.
     pub send_buffer: usize,
+    /// When set, [`ServerConfig::listen`] speaks TLS (HTTP/2 or HTTP/1.1 by ALPN) with this
+    /// certificate; the handshake must finish within [`ServerConfig::head_timeout`].
+    pub tls: Option<Tls>,
+    /// A second listener speaking plain HTTP/1.1, served by the second handler of
+    /// [`Server::run_pair`] (for `serve --http-listen`, which redirects to https).
+    pub plain_listen: Option<SocketAddr>,
+    /// Most concurrent streams an HTTP/2 connection may open (each is a request in flight).
+    pub h2_max_streams: u32,
 }
 
 impl ServerConfig {
@@ -74,6 +86,9 @@ impl ServerConfig {
             max_body_bytes: 32 * 1024 * 1024,
             spool_dir: None,
             send_buffer: 256 * 1024,
+            tls: None,
+            plain_listen: None,
+            h2_max_streams: 100,
         }
     }
 }
@@ -88,6 +103,8 @@ pub struct Request<'a> {
     pub headers: Vec<(String, String)>,
     /// The client's address.
     pub remote: Option<SocketAddr>,
+    /// Whether the request came over TLS (the URL the client used is `https://`).
+    pub tls: bool,
     /// Declared body length (`Content-Length`), `None` for chunked bodies.
     pub body_len: Option<u64>,
     /// The request body (empty when there is none, and for quick requests); reading past its
