@@ -1,6 +1,7 @@
 //! A small client of assetd's management API, for the CLI: the only module that names ureq.
-//! Plain HTTP only (no TLS library in this static binary: reach a remote box over its LAN
-//! address or an SSH tunnel). Errors are one line, with the server's message when it sent one.
+//! `http://` and `https://` (rustls with the `ring` provider, the server's TLS stack; the
+//! Mozilla roots built in, or only the certificates of `--ca-cert`). Errors are one line, with
+//! the server's message when it sent one.
 
 use base64::Engine;
 use serde_json::Value;
@@ -52,25 +53,35 @@ const ATTEMPTS: u32 = 4;
 const MAX_RETRY_AFTER_SECS: u64 = 10;
 
 impl Client {
-    /// A client for `base` (`http://host[:port]`) authenticating as `user`/`password`
-    /// (an Account SID and auth token, or an API key SID and secret).
-    pub fn new(base: &str, user: &str, password: &str) -> ClientResult<Client> {
+    /// A client for `base` (`http[s]://host[:port]`) authenticating as `user`/`password`
+    /// (an Account SID and auth token, or an API key SID and secret). With `ca_cert` (a PEM
+    /// file of one or more certificates: a private CA, or a self-signed server certificate)
+    /// https servers are verified against those certificates only.
+    pub fn new(
+        base: &str,
+        user: &str,
+        password: &str,
+        ca_cert: Option<&std::path::Path>,
+    ) -> ClientResult<Client> {
         let base = base.trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
+        let rest = base
+            .strip_prefix("http://")
+            .or_else(|| base.strip_prefix("https://"))
+            .filter(|r| !r.is_empty() && crate::model::domain::is_host_port(r));
+        if rest.is_none() {
             return Err(ClientError {
                 status: None,
                 message: format!(
-                    "{base}: this assetd build speaks plain http:// only; use the server's http address on your network or an SSH tunnel"
+                    "--url {base:?} is not an http:// or https:// URL (scheme://host[:port])"
                 ),
             });
         }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(ClientError {
-                status: None,
-                message: format!("--url {base:?} is not an http:// URL"),
-            });
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = ca_cert {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(load_certs(path)?)));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(120)))
@@ -94,8 +105,44 @@ impl Client {
         self.wire.load(Ordering::Relaxed)
     }
 
+    /// Whether the server is reached over plain http to a host that is not loopback or on a
+    /// private network (the credentials travel in clear).
+    pub fn in_clear(&self) -> bool {
+        let Some(rest) = self.base.strip_prefix("http://") else {
+            return false;
+        };
+        !is_local_host(host_of(rest))
+    }
+
+    /// The host of the server URL.
+    pub fn host(&self) -> &str {
+        let rest = self.base.split_once("://").map_or("", |(_, r)| r);
+        host_of(rest)
+    }
+
+    /// The one-line error for a failed request: certificate failures name the host and the
+    /// fix.
+    fn unreachable(&self, e: &ureq::Error) -> ClientError {
+        let text = e.to_string();
+        let tls = matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
+            || text.contains("certificate")
+            || text.contains("Certificate");
+        let message = if tls && self.base.starts_with("https://") {
+            format!(
+                "cannot verify the TLS certificate of {} ({text}): pass --ca-cert FILE (or set ASSETD_CA_CERT) with the server's CA or self-signed certificate (`serve --tls-self-signed` prints its path)",
+                self.host()
+            )
+        } else {
+            format!("cannot reach {}: {text}", self.base)
+        };
+        ClientError {
+            status: None,
+            message,
+        }
+    }
+
     fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") {
+        if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
             format!("{}{path}", self.base)
@@ -208,10 +255,12 @@ impl Client {
                     return Ok((status, bytes));
                 }
                 Err(e) => {
-                    last = Some(ClientError {
-                        status: None,
-                        message: format!("cannot reach {}: {e}", self.base),
-                    });
+                    let err = self.unreachable(&e);
+                    // A certificate that fails now fails on every retry.
+                    if err.message.starts_with("cannot verify the TLS certificate") {
+                        return Err(err);
+                    }
+                    last = Some(err);
                 }
             }
         }
@@ -314,10 +363,7 @@ impl Client {
             .get(&url)
             .header("Authorization", &self.auth)
             .call()
-            .map_err(|e| ClientError {
-                status: None,
-                message: format!("cannot reach {}: {e}", self.base),
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
         let mut reader = resp.into_body().into_reader();
         if !(200..300).contains(&status) {
@@ -332,6 +378,65 @@ impl Client {
             status: Some(status),
             message: format!("the download from {url} broke off: {e}"),
         })
+    }
+}
+
+/// The certificates of a PEM file, for `--ca-cert`; an error is one line naming the file.
+fn load_certs(path: &std::path::Path) -> ClientResult<Vec<ureq::tls::Certificate<'static>>> {
+    let fail = |why: String| ClientError {
+        status: None,
+        message: format!("--ca-cert {}: {why}", path.display()),
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(fail(format!("not a PEM file ({e})"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(fail("holds no CERTIFICATE block".into()));
+    }
+    Ok(certs)
+}
+
+/// The host of `host[:port]` (IPv6 without brackets).
+fn host_of(host_port: &str) -> &str {
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
+}
+
+/// Loopback, private (RFC 1918, unique-local IPv6), link-local and CGNAT addresses, and the
+/// names `localhost`, `*.localhost`, `*.local`, `*.lan`, `*.internal` and `*.home.arpa`.
+fn is_local_host(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_local_host(&v4.to_string()))
+        }
+        Err(_) => {
+            let h = host.trim_end_matches('.').to_ascii_lowercase();
+            h == "localhost"
+                || [".localhost", ".local", ".lan", ".internal", ".home.arpa"]
+                    .iter()
+                    .any(|s| h.ends_with(s))
+        }
     }
 }
 
@@ -361,3 +466,28 @@ fn error_message(status: u16, body: &[u8]) -> String {
 }
 
 pub use crate::model::urlencode::encode;
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_host;
+
+    #[test]
+    fn local_hosts() {
+        for h in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.9",
+            "172.16.0.1",
+            "::1",
+            "fd00::1",
+            "localhost",
+            "pi.local",
+            "box.lan",
+        ] {
+            assert!(is_local_host(h), "{h}");
+        }
+        for h in ["8.8.8.8", "assets.example.org", "2001:db8::1", "172.32.0.1"] {
+            assert!(!is_local_host(h), "{h}");
+        }
+    }
+}

@@ -25,6 +25,10 @@ pub struct Args {
     /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -145,6 +149,7 @@ pub fn run(args: Args) -> CliResult {
     let project = crate::project::read(&dir)?;
     let client = remote::connect(
         args.url.clone().or(config.url.clone()),
+        args.ca_cert.clone(),
         args.account_sid.clone(),
         args.auth_token.clone(),
     )?;

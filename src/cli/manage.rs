@@ -18,6 +18,10 @@ pub struct ListArgs {
     /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -34,7 +38,7 @@ fn s(v: &Value) -> String {
 }
 
 pub fn list(a: ListArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
     let need_service = || -> Result<Value, Box<dyn std::error::Error>> {
         let name = a
             .service
@@ -112,6 +116,10 @@ pub struct PromoteArgs {
     /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -152,7 +160,7 @@ fn deploy(c: &crate::client::Client, service_sid: &str, env: &Value, build: &str
 }
 
 pub fn promote(a: PromoteArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let from = remote::find_environment(&c, &sid, suffix(&a.from))?
@@ -181,6 +189,10 @@ pub struct RollbackArgs {
     /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -190,7 +202,7 @@ pub struct RollbackArgs {
 }
 
 pub fn rollback(a: RollbackArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let env = remote::find_environment(&c, &sid, suffix(&a.environment))?

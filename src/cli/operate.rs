@@ -70,6 +70,10 @@ pub struct BackupArgs {
     /// take the backup through this running server instead
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -80,7 +84,7 @@ pub struct BackupArgs {
 
 pub fn backup(a: BackupArgs) -> CliResult {
     if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
         let mut n = 0;
         write_atomically(&a.file, |w| {
             n = c.download("/v1/Backup", w)?;
@@ -185,6 +189,10 @@ pub struct VerifyArgs {
     /// verify through this running server instead
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -195,7 +203,7 @@ pub struct VerifyArgs {
 
 pub fn verify(a: VerifyArgs) -> CliResult {
     let (problems, blobs): (Vec<String>, u64) = if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
         let r = c.post_form("/v1/Verify", &[])?;
         let problems = r["problems"]
             .as_array()
@@ -236,6 +244,10 @@ pub struct GcArgs {
     /// run it through this running server instead
     #[argh(option)]
     url: Option<String>,
+    /// PEM certificates to verify an https server against (a private CA or a self-signed
+    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
+    #[argh(option)]
+    ca_cert: Option<std::path::PathBuf>,
     /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
     #[argh(option)]
     account_sid: Option<String>,
@@ -247,7 +259,7 @@ pub struct GcArgs {
 pub fn gc(a: GcArgs) -> CliResult {
     let secs = a.max_age_days.saturating_mul(24 * 3600);
     let r = if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
         c.post_form("/v1/Retention", &[("MaxAgeSeconds", &secs.to_string())])?
     } else {
         let store = open(&a.data, "gc")?;

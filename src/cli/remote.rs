@@ -18,18 +18,29 @@ fn env_first(names: &[&str]) -> Option<String> {
 
 /// Connects with the flags, else `ASSETD_ACCOUNT_SID`/`ASSETD_AUTH_TOKEN`, else
 /// `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`.
+///
+/// `ca_flag` (else `$ASSETD_CA_CERT`) names the PEM certificates an https server is verified
+/// against. Plain http to a host that is not loopback or private prints a one-line warning.
 pub fn connect(
     url_flag: Option<String>,
+    ca_flag: Option<std::path::PathBuf>,
     sid: Option<String>,
     token: Option<String>,
 ) -> Result<Client, ClientError> {
     let url = url(url_flag);
+    let ca = ca_flag.or_else(|| env_first(&["ASSETD_CA_CERT"]).map(Into::into));
+    let ca = ca.as_deref();
     // The URL is checked first: its error is the more useful one.
-    Client::new(&url, "", "")?;
+    let probe = Client::new(&url, "", "", ca)?;
+    if probe.in_clear() {
+        eprintln!(
+            "assetd: warning: {url} is plain http to a non-private address: the auth token travels in clear (use https://)"
+        );
+    }
     let sid = sid.or_else(|| env_first(&["ASSETD_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"]));
     let token = token.or_else(|| env_first(&["ASSETD_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"]));
     match (sid, token) {
-        (Some(s), Some(t)) => Client::new(&url, &s, &t),
+        (Some(s), Some(t)) => Client::new(&url, &s, &t, ca),
         _ => Err(ClientError {
             status: None,
             message: "no credentials: pass --account-sid and --auth-token, or set ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN (`assetd account` prints them)".into(),
@@ -107,16 +118,18 @@ pub fn environment(
     }
 }
 
-/// `http://{domain_name}[:port of the server URL]`: where an environment's assets are.
+/// `{scheme}://{domain_name}[:port of the server URL]`, the scheme being the server URL's:
+/// where an environment's assets are.
 pub fn environment_url(c: &Client, env: &Value) -> String {
     let domain = env["domain_name"].as_str().unwrap_or("");
-    let hostport = c.base.trim_start_matches("http://");
+    let (scheme, hostport) = c.base.split_once("://").unwrap_or(("http", &c.base));
+    let default_port = if scheme == "https" { "443" } else { "80" };
     let port = hostport
         .rsplit_once(':')
         .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
         .map(|(_, p)| p);
     match port {
-        Some(p) if p != "80" => format!("http://{domain}:{p}"),
-        _ => format!("http://{domain}"),
+        Some(p) if p != default_port => format!("{scheme}://{domain}:{p}"),
+        _ => format!("{scheme}://{domain}"),
     }
 }

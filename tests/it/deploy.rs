@@ -206,9 +206,12 @@ fn deploy_redeploy_rollback_promote_and_refusals() {
         "--service",
         "web",
         "--url",
-        "https://example.org",
+        "ftp://example.org",
     ]);
-    assert!(!ok && err.contains("plain http://"), "{err}");
+    assert!(
+        !ok && err.contains("not an http:// or https:// URL"),
+        "{err}"
+    );
 }
 
 #[test]

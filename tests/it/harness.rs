@@ -31,9 +31,14 @@ impl Server {
 
     /// Spawns a prepared `serve` command and waits for its `listening on` line.
     pub fn spawn(mut cmd: Command) -> Server {
+        cmd.stderr(Stdio::inherit());
+        Server::spawn_keeping_stderr(cmd)
+    }
+
+    /// [`Server::spawn`] with the command's own stderr (a file, say).
+    pub fn spawn_keeping_stderr(mut cmd: Command) -> Server {
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn assetd serve");
         let stdout = child.stdout.take().unwrap();
@@ -42,17 +47,24 @@ impl Server {
         let mut banner = Vec::new();
         for line in lines.by_ref() {
             let line = line.expect("read serve stdout");
-            if let Some(a) = line.strip_prefix("listening on http://") {
-                addr = Some(a.parse().expect("listening address"));
+            let https = line.starts_with("listening on https://");
+            let rest = line
+                .strip_prefix("listening on http://")
+                .or_else(|| line.strip_prefix("listening on https://"));
+            if let Some(a) = rest {
+                addr = Some((a.parse().expect("listening address"), https));
                 break;
             }
             banner.push(line);
         }
-        let addr = addr.expect("assetd serve did not print its address");
+        let (addr, https) = addr.expect("assetd serve did not print its address");
         // Keep draining stdout in the background so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
-        let probe = get(addr, "localhost", "/healthz");
-        assert_eq!(probe.status, 200, "server not healthy");
+        // An https server is probed by its tests (this probe speaks plain HTTP).
+        if !https {
+            let probe = get(addr, "localhost", "/healthz");
+            assert_eq!(probe.status, 200, "server not healthy");
+        }
         Server {
             child,
             addr,

@@ -11,6 +11,7 @@ mod crash;
 mod deploy;
 mod disk;
 mod engine;
+mod https;
 mod security;
 mod serving;
 mod toolkit;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs test_twilio_client.py (the official `twilio` helper library against a running assetd).
+# Runs test_twilio_client.py (the official `twilio` helper library against a running assetd),
+# or the script named by the first argument (which reads its own environment).
 #
-# Needs PORT, ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID and VERSION_SID in the environment.
+# Without an argument, needs PORT, ACCOUNT_SID, AUTH_TOKEN, SERVICE_SID and VERSION_SID in the
+# environment.
 # Creates a venv with `python3 -m venv` in $ASSETD_PYVENV (default: target/pyvenv), installs
 # `twilio` there once, and exits non-zero when anything fails, including a missing python3,
 # venv module or pip.
@@ -12,8 +14,9 @@ root="$(cd "$here/../.." && pwd)"
 venv="${ASSETD_PYVENV:-$root/target/pyvenv}"
 requirement="twilio>=9,<10"
 
+script="${1:-$here/test_twilio_client.py}"
 for v in PORT ACCOUNT_SID AUTH_TOKEN SERVICE_SID VERSION_SID; do
-    if [ -z "${!v:-}" ]; then
+    if [ $# -eq 0 ] && [ -z "${!v:-}" ]; then
         echo "run.sh: $v is not set" >&2
         exit 2
     fi
@@ -35,4 +38,4 @@ if ! "$venv/bin/python" -c 'import twilio' 2>/dev/null; then
 fi
 exec 9>&-
 
-exec "$venv/bin/python" "$here/test_twilio_client.py"
+exec "$venv/bin/python" "$script"

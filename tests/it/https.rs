@@ -1,0 +1,631 @@
+//! HTTPS (issue 8): `serve --tls-cert/--tls-key`, `--tls-self-signed`, `--http-listen`, the
+//! CLI over https. Real clients: curl (HTTP/2 and HTTP/1.1), Python's `ssl` with the official
+//! twilio library's signatures, rustls for certificate identity.
+
+use crate::harness::{Server, cli, credentials, import, label_of, project};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BASE: &str = "assets.test";
+
+/// A self-signed certificate for `localhost`, `*.assets.test` and 127.0.0.1 with this common
+/// name, written to `dir/{stem}.pem` and `dir/{stem}-key.pem`; returns the paths and its DER.
+fn make_cert(dir: &Path, stem: &str, cn: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec![
+        "localhost".to_string(),
+        format!("*.{BASE}"),
+        "127.0.0.1".to_string(),
+    ];
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let cert = params.self_signed(&key).unwrap();
+    let (c, k) = (
+        dir.join(format!("{stem}.pem")),
+        dir.join(format!("{stem}-key.pem")),
+    );
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k, cert.der().to_vec())
+}
+
+/// Replaces `to` by `from` in one rename (a reader never sees half a file).
+fn replace(from: &Path, to: &Path) {
+    let tmp = to.with_extension("tmp");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+/// The DER of the certificate the server presents, verified against `roots`.
+fn served_cert(addr: SocketAddr, roots: &[&[u8]]) -> Vec<u8> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+            .unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// Runs curl; returns (exit success, stdout, stderr).
+fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("run curl (apt-get install curl)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A project with public, protected and private assets imported into a fresh data dir, and
+/// an HTTPS server on it with a certificate of the test's own.
+struct Fixture {
+    _project: tempfile::TempDir,
+    data: tempfile::TempDir,
+    certs: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    der: Vec<u8>,
+    label: String,
+    token: String,
+}
+
+const TEXT: &str = "HTTPS and HTTP/2 for every asset, compressible text repeated. ";
+
+fn fixture() -> Fixture {
+    let text = TEXT.repeat(50);
+    let project = project(&[
+        ("hello.txt", text.as_bytes()),
+        ("secret.protected.txt", b"protected bytes"),
+        ("data.private.json", b"{\"pin\": 1234}"),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let label = label_of(&import(project.path(), data.path(), "tls", &[]));
+    let (_, token) = credentials(data.path());
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, der) = make_cert(certs.path(), "first", "first");
+    Fixture {
+        _project: project,
+        data,
+        certs,
+        cert,
+        key,
+        der,
+        label,
+        token,
+    }
+}
+
+impl Fixture {
+    fn start(&self, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "--base-domain",
+            BASE,
+            "--tls-cert",
+            self.cert.to_str().unwrap(),
+            "--tls-key",
+            self.key.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Server::start(self.data.path(), &args)
+    }
+
+    fn host(&self) -> String {
+        format!("{}.{BASE}", self.label)
+    }
+}
+
+#[test]
+fn https_and_http2_serve_public_protected_private_range_304_gzip() {
+    let f = fixture();
+    let srv = f.start(&[]);
+    let port = srv.addr.port();
+    let host = f.host();
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let ca = f.cert.to_str().unwrap();
+    let url = |path: &str| format!("https://{host}:{port}{path}");
+    let fmt = "%{http_version} %{http_code}";
+    let base = ["--cacert", ca, "--resolve", &resolve, "-o", "/dev/null"];
+
+    for version in ["--http2", "--http1.1"] {
+        let want = if version == "--http2" { "2" } else { "1.1" };
+        let (ok, out, err) = curl(&[&base[..], &[version, "-w", fmt, &url("/hello.txt")]].concat());
+        assert!(ok, "{err}");
+        assert_eq!(out, format!("{want} 200"), "{version}");
+        let (_, out, _) = curl(&[&base[..], &[version, "-w", fmt, &url("/data.json")]].concat());
+        assert_eq!(out, format!("{want} 404"), "{version} private");
+        let (_, out, _) = curl(&[&base[..], &[version, "-w", fmt, &url("/secret.txt")]].concat());
+        assert_eq!(out, format!("{want} 403"), "{version} protected unsigned");
+    }
+
+    // Signed over the https:// URL (assetd's own signer; Twilio's library is in the Python
+    // test below): 200 over HTTP/2.
+    let signed = url("/secret.txt");
+    let (ok, sig, err) = cli(&["sign", &signed, "--token", &f.token]);
+    assert!(ok, "{err}");
+    let header = format!("X-Twilio-Signature: {}", sig.trim());
+    let (_, out, _) = curl(&[&base[..], &["--http2", "-H", &header, "-w", fmt, &signed]].concat());
+    assert_eq!(out, "2 200");
+    let plain = format!("http://{host}:{port}/secret.txt");
+    let (_, sig, _) = cli(&["sign", &plain, "--token", &f.token]);
+    let header = format!("X-Twilio-Signature: {}", sig.trim());
+    let (_, out, _) = curl(&[&base[..], &["--http2", "-H", &header, "-w", fmt, &signed]].concat());
+    assert_eq!(
+        out, "2 403",
+        "a signature over the http:// URL is refused on https"
+    );
+
+    // Range, 304 and gzip over HTTP/2.
+    let h2 = ["--http2", "--cacert", ca, "--resolve", &resolve];
+    let (_, out, _) = curl(&[&h2[..], &["-r", "0-4", &url("/hello.txt")]].concat());
+    assert_eq!(out, &TEXT[..5]);
+    let (_, head, _) = curl(
+        &[
+            &h2[..],
+            &[
+                "-r",
+                "0-4",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &url("/hello.txt"),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(head.starts_with("HTTP/2 206"), "{head}");
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .expect("an etag")
+        .trim()
+        .to_string();
+    let inm = format!("If-None-Match: {etag}");
+    let (_, out, _) = curl(
+        &[
+            &h2[..],
+            &["-H", &inm, "-o", "/dev/null", "-w", fmt, &url("/hello.txt")],
+        ]
+        .concat(),
+    );
+    assert_eq!(out, "2 304");
+    let (_, head, _) = curl(
+        &[
+            &h2[..],
+            &[
+                "-H",
+                "Accept-Encoding: gzip",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &url("/hello.txt"),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let (_, body, _) = curl(&[&h2[..], &["--compressed", &url("/hello.txt")]].concat());
+    assert_eq!(body, TEXT.repeat(50));
+
+    // Path-style URLs and the API's URLs say https too.
+    let (_, out, _) = curl(&[
+        "--http2",
+        "--cacert",
+        ca,
+        &format!("https://localhost:{port}/e/{}/hello.txt", f.label),
+        "-o",
+        "/dev/null",
+        "-w",
+        fmt,
+    ]);
+    assert_eq!(out, "2 200");
+}
+
+/// Python's `ssl` over HTTP/1.1 with signatures computed by Twilio's own library.
+#[test]
+fn python_ssl_and_twilio_signatures_over_https() {
+    if std::env::var("ASSETD_SKIP_PYTHON").as_deref() == Ok("1") {
+        eprintln!("ASSETD_SKIP_PYTHON=1: skipping the Python TLS test");
+        return;
+    }
+    let f = fixture();
+    let srv = f.start(&[]);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("bash")
+        .arg(format!("{root}/tests/python/run.sh"))
+        .arg(format!("{root}/tests/python/tls_check.py"))
+        .env("PORT", srv.addr.port().to_string())
+        .env("HOST", f.host())
+        .env("CA", &f.cert)
+        .env("AUTH_TOKEN", &f.token)
+        .env("PUBLIC", "/hello.txt")
+        .env("PROTECTED", "/secret.txt")
+        .env("PRIVATE", "/data.json")
+        .output()
+        .expect("run bash tests/python/run.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "tls_check.py failed ({}); set ASSETD_SKIP_PYTHON=1 only where Python cannot run\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+/// Waits until `cond` holds, checking every 50 ms for at most 20 s.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn certificate_reloads_on_sighup_and_on_change_and_a_bad_file_keeps_the_old() {
+    let f = fixture();
+    let log = f.certs.path().join("stderr.log");
+    let mut cmd = Command::new(crate::harness::BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(f.data.path())
+        .args(["--base-domain", BASE, "--tls-cert"])
+        .arg(&f.cert)
+        .arg("--tls-key")
+        .arg(&f.key)
+        .stderr(std::fs::File::create(&log).unwrap());
+    let srv = Server::spawn_keeping_stderr(cmd);
+    let (c2, k2, der2) = make_cert(f.certs.path(), "second", "second");
+    let (c3, k3, der3) = make_cert(f.certs.path(), "third", "third");
+    let roots: [&[u8]; 3] = [&f.der, &der2, &der3];
+    assert_eq!(served_cert(srv.addr, &roots), f.der);
+    let kept = TcpStream::connect(srv.addr).unwrap();
+
+    // SIGHUP after both files changed: the new certificate.
+    replace(&k2, &f.key);
+    replace(&c2, &f.cert);
+    let pid = srv.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("the second certificate", || {
+        served_cert(srv.addr, &roots) == der2
+    });
+
+    // A bad file: one log line, the second certificate stays.
+    std::fs::write(&f.cert, "not a certificate\n").unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("the reload failure in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("TLS reload failed")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("TLS reload failed"))
+        .unwrap();
+    assert!(line.contains(f.cert.to_str().unwrap()), "{line}");
+    assert_eq!(text.matches("TLS reload failed").count(), 1, "{text}");
+    assert_eq!(served_cert(srv.addr, &roots), der2);
+
+    // No signal: a changed file is noticed by itself.
+    replace(&k3, &f.key);
+    replace(&c3, &f.cert);
+    eventually("the third certificate", || {
+        served_cert(srv.addr, &roots) == der3
+    });
+    drop(kept);
+}
+
+#[test]
+fn a_bad_certificate_or_key_is_refused_at_start_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (cert, key, _) = make_cert(dir.path(), "good", "good");
+    let (_, other_key, _) = make_cert(dir.path(), "other", "other");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "-----BEGIN NOTHING-----\n").unwrap();
+    let cases = [
+        (
+            junk.clone(),
+            key.clone(),
+            junk.to_str().unwrap().to_string(),
+        ),
+        (
+            cert.clone(),
+            junk.clone(),
+            junk.to_str().unwrap().to_string(),
+        ),
+        (
+            cert.clone(),
+            other_key.clone(),
+            "does not match".to_string(),
+        ),
+        (
+            dir.path().join("missing.pem"),
+            key.clone(),
+            "missing.pem".to_string(),
+        ),
+    ];
+    for (c, k, want) in cases {
+        let (ok, out, err) = cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--tls-cert",
+            c.to_str().unwrap(),
+            "--tls-key",
+            k.to_str().unwrap(),
+        ]);
+        assert!(!ok, "{out}");
+        assert!(!out.contains("listening on"), "{out}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&want), "{want} in {err}");
+    }
+    let (ok, _, err) = cli(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("--tls-cert and --tls-key go together"),
+        "{err}"
+    );
+}
+
+#[test]
+fn http_listen_redirects_to_https_with_308() {
+    let f = fixture();
+    let srv = f.start(&["--http-listen", "127.0.0.1:0"]);
+    let plain: SocketAddr = srv
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("redirecting http://"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the redirect listener's address")
+        .parse()
+        .unwrap();
+    let host = format!("{}:{}", f.host(), plain.port());
+    let r = crate::harness::get(plain, &host, "/hello.txt?x=1");
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{}:{}/hello.txt?x=1", f.host(), srv.addr.port()).as_str())
+    );
+    let r = crate::harness::get(plain, "bad host", "/");
+    assert_eq!(r.status, 400);
+    // curl follows it to the asset over HTTP/2.
+    let resolve = format!("{}:{}:127.0.0.1", f.host(), srv.addr.port());
+    let resolve_plain = format!("{}:{}:127.0.0.1", f.host(), plain.port());
+    let (ok, out, err) = curl(&[
+        "-L",
+        "--http2",
+        "--cacert",
+        f.cert.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "--resolve",
+        &resolve_plain,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        &format!("http://{host}/hello.txt"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "2 200");
+}
+
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// SECURITY: a peer that opens TCP and never finishes the TLS handshake costs no thread and
+/// is cut by the head timeout.
+#[test]
+fn an_unfinished_handshake_costs_no_thread_and_is_cut_by_the_head_timeout() {
+    let f = fixture();
+    let srv = f.start(&["--head-timeout", "2"]);
+    assert_eq!(served_cert(srv.addr, &[&f.der]), f.der);
+    let before = threads_of(srv.child.id());
+    let started = Instant::now();
+    let mut conns: Vec<TcpStream> = (0..200)
+        .map(|i| {
+            let mut c = TcpStream::connect(srv.addr).unwrap();
+            // Half of them send the start of a ClientHello and stop.
+            if i % 2 == 0 {
+                c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            }
+            c
+        })
+        .collect();
+    // Served meanwhile.
+    assert_eq!(served_cert(srv.addr, &[&f.der]), f.der);
+    assert!(threads_of(srv.child.id()) <= before, "threads grew");
+    for c in &mut conns {
+        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 64];
+        // Cut: EOF (or a reset), never a timeout of ours.
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Ok(_) => {} // an alert is allowed before the close
+            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not cut"),
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "cut too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(10),
+        "not cut by the head timeout: {waited:?}"
+    );
+}
+
+#[test]
+fn deploy_over_https_with_ca_cert_and_one_line_error_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (sid, token) = credentials(&data);
+    let srv = Server::start(&data, &["--tls-self-signed"]);
+    let pem = data.join("tls/self-signed.pem");
+    let line = srv
+        .banner
+        .iter()
+        .find(|l| l.contains("self-signed certificate"))
+        .expect("the self-signed line");
+    assert!(line.contains(pem.to_str().unwrap()), "{line}");
+    // The printed fingerprint is the served certificate's.
+    let text = std::fs::read_to_string(&pem).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    assert_eq!(served_cert(srv.addr, &[&der]), der);
+    let fp = assetd::http::server::self_signed::fingerprint(&der);
+    assert!(line.contains(&fp), "{fp} in {line}");
+
+    let project = project(&[("hi.txt", b"over https")]);
+    let url = format!("https://127.0.0.1:{}", srv.addr.port());
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            project.path().to_str().unwrap(),
+            "--service",
+            "secure",
+            "--url",
+            &url,
+            "--account-sid",
+            &sid,
+            "--auth-token",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        cli(&args)
+    };
+    let (ok, out, err) = deploy(&[]);
+    assert!(!ok, "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot verify the TLS certificate of 127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("--ca-cert"), "{err}");
+
+    let (ok, out, err) = deploy(&["--ca-cert", pem.to_str().unwrap()]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("https://"), "{out}");
+    assert!(!out.contains("http://"), "{out}");
+    let label = out
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("https://"))
+        .filter_map(|rest| rest.split(['/', ':']).next())
+        .find_map(|host| host.strip_suffix(".localhost"))
+        .expect("an https environment URL");
+    let (ok, body, err) = curl(&[
+        "--http2",
+        "--cacert",
+        pem.to_str().unwrap(),
+        &format!("{url}/e/{label}/hi.txt"),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(body, "over https");
+
+    // ASSETD_CA_CERT does what --ca-cert does.
+    let out = Command::new(crate::harness::BIN)
+        .args([
+            "deploy",
+            project.path().to_str().unwrap(),
+            "--service",
+            "secure",
+            "--url",
+            &url,
+        ])
+        .args(["--account-sid", &sid, "--auth-token", &token])
+        .env("ASSETD_CA_CERT", &pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn plain_http_to_a_public_address_warns_in_one_line() {
+    // Without credentials the command stops before any request: only the URL is looked at.
+    let run = |url: &str| {
+        let out = Command::new(crate::harness::BIN)
+            .args(["list", "services", "--url", url])
+            .env_remove("ASSETD_ACCOUNT_SID")
+            .env_remove("TWILIO_ACCOUNT_SID")
+            .env_remove("ASSETD_AUTH_TOKEN")
+            .env_remove("TWILIO_AUTH_TOKEN")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run("http://203.0.113.7:8080");
+    let warning: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("travels in clear"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{err}");
+    for quiet in [
+        "http://127.0.0.1:9",
+        "http://192.168.1.20:8080",
+        "https://203.0.113.7",
+    ] {
+        let err = run(quiet);
+        assert!(!err.contains("travels in clear"), "{quiet}: {err}");
+    }
+}
