@@ -629,3 +629,60 @@ fn plain_http_to_a_public_address_warns_in_one_line() {
         assert!(!err.contains("travels in clear"), "{quiet}: {err}");
     }
 }
+
+/// An HTTP/2 connection with no request in flight for the head timeout gets a GOAWAY and is
+/// closed, as an idle HTTP/1.1 connection is.
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_head_timeout() {
+    let f = fixture();
+    let srv = f.start(&["--head-timeout", "2"]);
+    let mut store = rustls::RootCertStore::empty();
+    store
+        .add(rustls::pki_types::CertificateDer::from(f.der.clone()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(srv.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The client preface and an empty SETTINGS frame, then nothing.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    tls.flush().unwrap();
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut goaway = false;
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("not closed: {e}"),
+        }
+    }
+    // Frames: 9-byte headers, type 7 is GOAWAY.
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len = (usize::from(got[at]) << 16)
+            | (usize::from(got[at + 1]) << 8)
+            | usize::from(got[at + 2]);
+        goaway |= got[at + 3] == 7;
+        at += 9 + len;
+    }
+    let waited = started.elapsed();
+    assert!(goaway, "no GOAWAY in {got:?}");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "closed too early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(12), "not closed: {waited:?}");
+}

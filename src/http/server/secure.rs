@@ -93,11 +93,14 @@ async fn serve_http2(
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    tokio::select! {
+    // After the GOAWAY, in-flight requests get the I/O timeout to finish on a shutdown; an
+    // idle connection whose peer does not answer the GOAWAY's ping is dropped after the head
+    // timeout.
+    let grace = tokio::select! {
         _ = conn.as_mut() => return,
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {}
-        _ = idle(watched, idle_limit) => {}
-    }
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => grace,
+        _ = idle(watched, idle_limit) => idle_limit,
+    };
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(grace, conn).await;
 }
