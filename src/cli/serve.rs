@@ -140,11 +140,13 @@ pub fn run(args: Args) -> CliResult {
     // does, connections are accepted and a flood of them may take every descriptor left
     // (regression: `keeps_accepting_after_file_descriptors_ran_out` saw the signal pipe fail
     // with EMFILE after "listening on" and the whole server exit).
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ])?;
+    // SIGHUP reloads the certificate when serving TLS; otherwise it keeps its default action
+    // (the process ends, as before).
+    let mut wanted = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
+    if tls_wanted {
+        wanted.push(signal_hook::consts::SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(&wanted)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(Tls::from_files(cert, key)?),
         _ if args.tls_self_signed => {
@@ -227,7 +229,6 @@ pub fn run(args: Args) -> CliResult {
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == signal_hook::consts::SIGHUP {
-                    // Without TLS there is nothing to reload: SIGHUP is ignored.
                     let _ = reload_tx.send(());
                     continue;
                 }
