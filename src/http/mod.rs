@@ -1,5 +1,6 @@
-//! HTTP: the engine ([`server`]; its `engine` file is the only one naming hyper and tokio),
-//! one router ([`App`]), asset serving ([`assets`]).
+//! HTTP: the engine ([`server`]; its `engine`, `secure` and `tls` files are the only ones
+//! naming hyper, tokio and rustls), one router ([`App`]), asset serving ([`assets`]), the
+//! plain-HTTP redirect to https ([`redirect`]).
 //!
 //! Routing: a request whose `Host` (any port) is an environment domain
 //! (`{label}.{base domain}`) is an asset request. Any other host is the management host:

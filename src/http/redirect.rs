@@ -14,7 +14,7 @@ pub struct Redirect {
 
 impl Redirect {
     /// Where a request for `host` and `target` is sent; `None` when the `Host` header is not
-    /// a valid host[:port].
+    /// a valid `host[:port]`.
     pub fn location(&self, host: &str, target: &str) -> Option<String> {
         // SECURITY: the host goes into a header and a URL: only a checked host[:port] does.
         if !domain::is_host_port(host) {

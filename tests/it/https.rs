@@ -169,6 +169,16 @@ fn https_and_http2_serve_public_protected_private_range_304_gzip() {
     let header = format!("X-Twilio-Signature: {}", sig.trim());
     let (_, out, _) = curl(&[&base[..], &["--http2", "-H", &header, "-w", fmt, &signed]].concat());
     assert_eq!(out, "2 200");
+    // Twilio's libraries also accept the URL without its port (and with :443 for https).
+    let (_, sig, _) = cli(&[
+        "sign",
+        &format!("https://{host}/secret.txt"),
+        "--token",
+        &f.token,
+    ]);
+    let header = format!("X-Twilio-Signature: {}", sig.trim());
+    let (_, out, _) = curl(&[&base[..], &["--http2", "-H", &header, "-w", fmt, &signed]].concat());
+    assert_eq!(out, "2 200", "signed without the port");
     let plain = format!("http://{host}:{port}/secret.txt");
     let (_, sig, _) = cli(&["sign", &plain, "--token", &f.token]);
     let header = format!("X-Twilio-Signature: {}", sig.trim());

@@ -1,7 +1,8 @@
 //! The HTTP engine's contract: a [`Request`], a [`Reply`], a [`Handler`]. The engine itself
-//! ([`engine`], the only file naming hyper, hyper-util and tokio) parses requests, enforces the
-//! limits of [`ServerConfig`] and writes replies; the router, the asset path and the API only
-//! see the types below.
+//! ([`engine`]; TLS connections and HTTP/2 in `secure`, certificates in [`Tls`]: the only files
+//! naming hyper, hyper-util, tokio and rustls) parses requests, enforces the limits of
+//! [`ServerConfig`] and writes replies; the router, the asset path and the API only see the
+//! types below.
 //!
 //! Two lanes: a request the handler calls *quick* ([`Handler::is_quick`]: the asset path, the
 //! console) is answered inline on a network thread and never waits for its body; any other is
