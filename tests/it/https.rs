@@ -90,6 +90,7 @@ struct Fixture {
     key: PathBuf,
     der: Vec<u8>,
     label: String,
+    sid: String,
     token: String,
 }
 
@@ -104,7 +105,7 @@ fn fixture() -> Fixture {
     ]);
     let data = tempfile::tempdir().unwrap();
     let label = label_of(&import(project.path(), data.path(), "tls", &[]));
-    let (_, token) = credentials(data.path());
+    let (sid, token) = credentials(data.path());
     let certs = tempfile::tempdir().unwrap();
     let (cert, key, der) = make_cert(certs.path(), "first", "first");
     Fixture {
@@ -115,6 +116,7 @@ fn fixture() -> Fixture {
         key,
         der,
         label,
+        sid,
         token,
     }
 }
@@ -242,6 +244,17 @@ fn https_and_http2_serve_public_protected_private_range_304_gzip() {
     let (_, body, _) = curl(&[&h2[..], &["--compressed", &url("/hello.txt")]].concat());
     assert_eq!(body, TEXT.repeat(50));
 
+    // The console's page over HTTP/2.
+    let (_, page, _) = curl(&[
+        "--http2",
+        "--cacert",
+        ca,
+        &format!("https://localhost:{port}/"),
+    ]);
+    assert!(
+        page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"),
+        "{page}"
+    );
     // Path-style URLs and the API's URLs say https too.
     let (_, out, _) = curl(&[
         "--http2",
@@ -254,6 +267,22 @@ fn https_and_http2_serve_public_protected_private_range_304_gzip() {
         fmt,
     ]);
     assert_eq!(out, "2 200");
+    let user = format!("{}:{}", f.sid, f.token);
+    let (ok, json, err) = curl(&[
+        "--http2",
+        "--cacert",
+        ca,
+        "-u",
+        &user,
+        &format!("https://localhost:{port}/v1/Services"),
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let first = v["meta"]["first_page_url"].as_str().unwrap_or("");
+    assert!(
+        first.starts_with(&format!("https://localhost:{port}/v1/Services")),
+        "{json}"
+    );
 }
 
 /// Python's `ssl` over HTTP/1.1 with signatures computed by Twilio's own library.
