@@ -13,6 +13,7 @@ use crate::model::limits::{BuildEntry, DEFAULT_RUNTIME, validate_build};
 use crate::model::{AssetPath, Digest, Sid, SidKind, Visibility, domain, mime};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::io::Read;
+use std::sync::Arc;
 
 pub(crate) fn new_sid(kind: SidKind) -> String {
     Sid::from_bytes(kind, random_bytes::<16>()).to_string()
@@ -698,11 +699,13 @@ pub struct Hit {
 /// A read snapshot: everything read through one `Lookup` is consistent.
 pub struct Lookup {
     txn: ReadTransaction,
+    /// The hot-path cache and the generation this snapshot may use it at (see `hot.rs`).
+    pub(crate) hot: Option<(std::sync::Arc<super::hot::Hot>, u64)>,
 }
 
 impl Lookup {
     pub(crate) fn new(txn: ReadTransaction) -> Lookup {
-        Lookup { txn }
+        Lookup { txn, hot: None }
     }
 
     pub(crate) fn txn(&self) -> &ReadTransaction {
@@ -817,7 +820,25 @@ impl Lookup {
     /// first of `paths` that exists. The root rule: when `/` is asked and the build has no `/`
     /// route, `/assets/index.html` answers. `None` when the host, build or path is unknown, or
     /// the owning account is suspended or closed.
-    pub fn resolve(&self, label: &str, paths: &[&str]) -> Result<Option<Hit>> {
+    pub fn resolve(&self, label: &str, paths: &[&str]) -> Result<Option<Arc<Hit>>> {
+        let Some((hot, g)) = &self.hot else {
+            return Ok(self.resolve_uncached(label, paths)?.map(Arc::new));
+        };
+        let mut key = String::with_capacity(label.len() + 64);
+        key.push_str(label);
+        for p in paths {
+            key.push('\0');
+            key.push_str(p);
+        }
+        if let Some(hit) = hot.route(*g, &key) {
+            return Ok(hit);
+        }
+        let hit = self.resolve_uncached(label, paths)?.map(Arc::new);
+        hot.put_route(*g, key, hit.clone());
+        Ok(hit)
+    }
+
+    fn resolve_uncached(&self, label: &str, paths: &[&str]) -> Result<Option<Hit>> {
         let host = match self.txn.open_table(HOSTS)?.get(label)? {
             Some(v) => HostEntry::decode(v.value())
                 .ok_or_else(|| StoreError::Corrupt(format!("bad host entry for {label}")))?,
@@ -886,7 +907,18 @@ impl Lookup {
         gzip: bool,
         range: Option<(u64, u64)>,
     ) -> Result<Option<(BlobReader, u64)>> {
-        let Some(meta) = blob_meta(&self.txn.open_table(BLOBS)?, digest)? else {
+        let meta = match &self.hot {
+            Some((hot, g)) => match hot.blob(*g, digest) {
+                Some(meta) => meta,
+                None => {
+                    let meta = blob_meta(&self.txn.open_table(BLOBS)?, digest)?;
+                    hot.put_blob(*g, digest, meta);
+                    meta
+                }
+            },
+            None => blob_meta(&self.txn.open_table(BLOBS)?, digest)?,
+        };
+        let Some(meta) = meta else {
             return Ok(None);
         };
         let (id, size) = if gzip {
