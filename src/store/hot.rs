@@ -8,6 +8,7 @@
 //! so the cached records are exactly what the snapshot itself would read.
 
 use super::ops::Hit;
+use super::records::Account;
 use super::tables::BlobMeta;
 use crate::model::Digest;
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ struct Maps {
     /// Keyed by `label \0 candidate paths`.
     routes: HashMap<String, Option<Arc<Hit>>>,
     blobs: HashMap<[u8; 32], Option<BlobMeta>>,
+    /// Accounts by SID (the protected-asset check reads the owner's token each time).
+    accounts: HashMap<String, Option<Account>>,
 }
 
 /// Held for the length of a write transaction; counts a commit when dropped.
@@ -70,6 +73,7 @@ impl Hot {
             }
             maps.routes.clear();
             maps.blobs.clear();
+            maps.accounts.clear();
             maps.generation = generation;
         }
         Some(f(&mut maps))
@@ -98,6 +102,19 @@ impl Hot {
                 m.blobs.clear();
             }
             m.blobs.insert(digest.0, meta);
+        });
+    }
+
+    pub(crate) fn account(&self, g: u64, sid: &str) -> Option<Option<Account>> {
+        self.with(g, |m| m.accounts.get(sid).cloned()).flatten()
+    }
+
+    pub(crate) fn put_account(&self, g: u64, sid: &str, account: Option<Account>) {
+        self.with(g, |m| {
+            if m.accounts.len() >= MAX_ENTRIES {
+                m.accounts.clear();
+            }
+            m.accounts.insert(sid.to_string(), account);
         });
     }
 }

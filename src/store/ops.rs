@@ -754,7 +754,15 @@ impl Lookup {
     }
 
     pub fn account(&self, sid: &str) -> Result<Option<Account>> {
-        self.get(ACCOUNTS, sid)
+        let Some((hot, g)) = &self.hot else {
+            return self.get(ACCOUNTS, sid);
+        };
+        if let Some(account) = hot.account(*g, sid) {
+            return Ok(account);
+        }
+        let account: Option<Account> = self.get(ACCOUNTS, sid)?;
+        hot.put_account(*g, sid, account.clone());
+        Ok(account)
     }
 
     pub fn find_service(&self, account_sid: &str, sid_or_name: &str) -> Result<Option<Service>> {
