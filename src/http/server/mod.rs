@@ -1,5 +1,5 @@
 //! The HTTP engine's contract: a [`Request`], a [`Reply`], a [`Handler`]. The engine itself
-//! ([`engine`], the only file naming hyper, hyper-util and tokio) parses requests, enforces the
+//! (`engine.rs` and `body.rs`, the only files naming hyper, hyper-util and tokio) parses requests, enforces the
 //! limits of [`ServerConfig`] and writes replies; the router, the asset path and the API only
 //! see the types below.
 //!
@@ -9,6 +9,7 @@
 //! (in memory, or in an unlinked spool file past [`SPOOL_IN_MEMORY`]). So no handler ever
 //! waits on the network, and a slow peer costs memory, never a thread.
 
+mod body;
 mod engine;
 #[cfg(test)]
 mod tests;
