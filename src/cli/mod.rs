@@ -49,6 +49,7 @@ pub fn run() -> CliResult {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let argv = normalize_argv(argv)?;
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let top = match TopLevel::from_args(&["assetd"], &argv) {
         Ok(top) => top,
@@ -81,6 +82,82 @@ pub fn run() -> CliResult {
         Command::Sign(a) => sign::run(a),
         Command::ToolkitProxy(a) => toolkit_proxy::run(a),
     }
+}
+
+/// The subcommand names, for usage and "did you mean".
+const COMMANDS: &[&str] = &[
+    "serve",
+    "deploy",
+    "list",
+    "promote",
+    "rollback",
+    "backup",
+    "restore",
+    "verify",
+    "gc",
+    "import",
+    "account",
+    "sign",
+    "toolkit-proxy",
+    "help",
+];
+
+/// What argh lacks, done once for every command: `-h` is `--help`; `--version`/`-V` print the
+/// version; bare `assetd` prints usage on stderr and exits 2; a mistyped command gets a "did
+/// you mean".
+fn normalize_argv(argv: Vec<String>) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    match argv.first().map(String::as_str) {
+        None => {
+            let usage = match TopLevel::from_args(&["assetd"], &["--help"]) {
+                Err(e) => e.output,
+                Ok(_) => String::new(),
+            };
+            eprint!("{usage}");
+            std::process::exit(2);
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("assetd {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0);
+        }
+        Some(cmd) if !cmd.starts_with('-') && !COMMANDS.contains(&cmd) => {
+            let hint = COMMANDS
+                .iter()
+                .map(|c| (edit_distance(cmd, c), *c))
+                .filter(|(d, c)| *d <= 2 || c.starts_with(cmd))
+                .min()
+                .map(|(_, c)| format!(": did you mean `assetd {c}`?"))
+                .unwrap_or_else(|| format!(" (commands: {})", COMMANDS.join(", ")));
+            return Err(format!("unknown command {cmd:?}{hint}").into());
+        }
+        _ => {}
+    }
+    // `-h` anywhere before a `--` is `--help` (argh knows only the long form).
+    let mut out = Vec::with_capacity(argv.len());
+    let mut rest = false;
+    for a in argv {
+        rest |= a == "--";
+        out.push(if !rest && a == "-h" {
+            "--help".into()
+        } else {
+            a
+        });
+    }
+    Ok(out)
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// `assetd list … | head -1`: Rust ignores SIGPIPE, so printing to a closed pipe panics with a

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Opens an existing data directory (a mistyped `--data` must not look like an empty store
 /// that verifies, backs up and collects fine), or explains what to do when the server holds
 /// it. `restore` may also fill a new directory.
-fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
+pub(crate) fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
     if what != "restore" && !data.join(crate::store::DB_FILE).exists() {
         return Err(format!(
             "no assetd data in {} (no {}); check --data or $ASSETD_DATA",
@@ -25,6 +25,11 @@ fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
         Ok(s) => Ok(s),
         Err(StoreError::InUse(_)) if what == "restore" => Err(format!(
             "{} is in use by a running assetd serve: stop it, then restore",
+            data.display()
+        )
+        .into()),
+        Err(StoreError::InUse(_)) if what == "sign" => Err(format!(
+            "{} is in use by a running assetd serve: sign with --token or $ASSETD_AUTH_TOKEN instead of --data",
             data.display()
         )
         .into()),

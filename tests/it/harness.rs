@@ -197,6 +197,10 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
 /// The main account's (SID, auth token) of `data`, from `assetd account` (run it before the
 /// server starts: a running server holds the directory).
 pub fn credentials(data: &Path) -> (String, String) {
+    if !data.join("assetd.redb").exists() {
+        // `account` never creates a store: a first `serve` does (and prints the account).
+        drop(Server::start(data, &[]));
+    }
     let (ok, out, err) = cli(&["account", "--data", data.to_str().unwrap()]);
     assert!(ok, "assetd account failed: {out}\n{err}");
     let var = |name: &str| {

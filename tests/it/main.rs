@@ -11,6 +11,7 @@ mod crash;
 mod deploy;
 mod disk;
 mod engine;
+mod newcomer;
 mod security;
 mod serving;
 mod toolkit;
