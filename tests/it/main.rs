@@ -12,6 +12,7 @@ mod deploy;
 mod disk;
 mod engine;
 mod newcomer;
+mod readme;
 mod security;
 mod serving;
 mod toolkit;
