@@ -303,6 +303,9 @@ async function main() {
       // Removal before upload.
       await dlg.getByRole('button', { name: 'Remove medium.bin' }).click();
       assert(await dlg.locator('.upload-row').count() === 3, 'three files listed after removing one');
+      // Regression (issue 11): the Protected default was unexplained and a first file answered 403.
+      const hint = await dlg.locator('#upload-visibility-hint').innerText();
+      assert(/Protected/.test(hint) && /403/.test(hint) && /Public/.test(hint), `visibility hint: ${hint}`);
       await dlg.getByLabel('Visibility for hello.txt').selectOption('public');
       await dlg.getByLabel('Visibility for secret.json').selectOption('protected');
       await dlg.getByLabel('Visibility for config.json').selectOption('private');
@@ -333,7 +336,29 @@ async function main() {
       assert(await page.locator('#asset-list .asset-row .st-deployed').count() === 3, 'three green checks');
       assert(/^ZB[0-9a-f]{32}$/.test(await page.locator('#env-build').innerText()), 'active build shown');
       await shot('1280-assets-deployed');
+      // Regression (issue 11): the upload's "Deploy All to make them live" toast stayed beside
+      // the "Deployed" banner.
+      const stale = await page.locator('.toast', { hasText: 'Deploy All to' }).count();
+      assert(stale === 0, `${stale} superseded "Deploy All to …" toast(s) still shown`);
     });
+
+    for (const width of [1280, 390]) {
+      await step(`Deploy All with the server unreachable shows no success (regression, ${width} px)`, async () => {
+        // Regression (issue 11): a green "already serves the latest version" was drawn from the
+        // stale list above the red "Cannot reach the server".
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        allowed = ['ERR_ABORTED', 'Failed to fetch', 'Failed to load resource'];
+        await page.route('**/v1/Services/**', (r) => r.abort('aborted'));
+        await page.locator('#deploy-all').click();
+        await page.locator('#deploy-status .alert-error').waitFor();
+        assert(await page.locator('#deploy-status .alert-success').count() === 0, 'no success beside the error');
+        await page.unroute('**/v1/Services/**');
+        allowed = [];
+        await page.locator('#deploy-all').click();
+        await page.locator('#deploy-status .alert-success').waitFor();
+        await page.setViewportSize({ width: 1280, height: 860 });
+      });
+    }
 
     let publicUrl;
     let protectedUrl;
@@ -722,6 +747,28 @@ async function main() {
       await noOverflow('services');
       await shot('360-services');
       await page.setViewportSize({ width: 1280, height: 860 });
+    });
+
+    await step('no two environments share a name (production and a "production" suffix, regression)', async () => {
+      // Regression (issue 11): the suffix-less environment and one whose suffix is
+      // "production" were both listed as "production".
+      const svc = await postForm('/v1/Services', { UniqueName: 'twoprod', FriendlyName: 'Two prod' }, SID, TOKEN);
+      await postForm(`/v1/Services/${svc.sid}/Environments`, { UniqueName: 'production' }, SID, TOKEN);
+      await postForm(`/v1/Services/${svc.sid}/Environments`, { UniqueName: 'production-environment', DomainSuffix: 'production' }, SID, TOKEN);
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        await page.goto(`${BASE}/#/services/${svc.sid}`);
+        await page.locator('#env-select').waitFor();
+        const names = await page.locator('#env-select option').allInnerTexts();
+        assert(names.length === 2 && new Set(names).size === 2, `environment names ${JSON.stringify(names)}`);
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
+      const auth = { Authorization: `Basic ${Buffer.from(`${SID}:${TOKEN}`).toString('base64')}` };
+      for (const e of (await (await fetch(`${BASE}/v1/Services/${svc.sid}/Environments`, { headers: auth })).json()).environments) {
+        await fetch(`${BASE}/v1/Services/${svc.sid}/Environments/${e.sid}`, { method: 'DELETE', headers: auth });
+      }
+      await fetch(`${BASE}/v1/Services/${svc.sid}`, { method: 'DELETE', headers: auth });
+      await page.goto(`${BASE}/#/`);
     });
 
     await step('sign out clears the session', async () => {
