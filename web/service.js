@@ -105,7 +105,7 @@ class ServiceView {
         h('div', { class: 'title-block' },
           h('h1', {}, s.friendly_name),
           h('p', { class: 'muted small' }, h('code', {}, s.unique_name), ' · ', h('code', { class: 'sid' }, s.sid))),
-        h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
+        h('button', { type: 'button', class: 'btn btn-danger-ghost', id: 'delete-service', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
       this.envCard, tablist, this.panel));
     this.renderEnvCard();
   }
@@ -487,7 +487,12 @@ class ServiceView {
     }
     try {
       this.showDeploy('progress', `Building ${sids.length} asset${sids.length === 1 ? '' : 's'}…`, 15);
-      const build = await this.api.createCompletedBuild(S, sids);
+      // An earlier build with exactly these versions (after a rollback, say) is deployed again
+      // rather than duplicated.
+      const want = [...sids].sort().join(',');
+      const same = (await this.api.builds(S)).find((b) => b.status === 'completed'
+        && b.asset_versions.map((v) => v.sid).sort().join(',') === want);
+      const build = same || await this.api.createCompletedBuild(S, sids);
       this.buildCache.delete(build.sid);
       this.showDeploy('progress', `Deploying build ${build.sid} to ${envName(env)}…`, 65);
       try {
@@ -499,7 +504,7 @@ class ServiceView {
       this.showDeploy('progress', 'Updating statuses…', 90);
       await this.refresh();
       if (!this.alive) return;
-      this.showDeploy('success', `Deployed ${sids.length} asset${sids.length === 1 ? '' : 's'} to ${envName(env)} (build ${build.sid}).`);
+      this.showDeploy('success', `Deployed ${sids.length} asset${sids.length === 1 ? '' : 's'} to ${envName(env)} (build ${build.sid}${same ? ', reused: it holds exactly these versions' : ''}).`);
       clearToasts('undeployed');
     } catch (e) {
       if (!this.alive) return;

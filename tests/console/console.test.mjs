@@ -515,6 +515,22 @@ async function main() {
       await page.getByRole('tab', { name: 'Assets' }).click();
       await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-path="/hello.txt"]')?.dataset.status === 'changed');
       assert(await row('/secret.json').getAttribute('data-status') === 'deployed', 'unchanged assets stay green after rollback');
+      // Regression (issue 11): Deploy All after a rollback made a duplicate of the build it
+      // rolled away from instead of deploying that one again.
+      await page.locator('#deploy-all').click();
+      await page.locator('#deploy-status .alert-success').waitFor();
+      const latest = await page.locator('#env-build').innerText();
+      await page.getByRole('tab', { name: 'History' }).click();
+      await page.locator('#deployments .rollback').first().waitFor();
+      await page.locator('#deployments .rollback').first().click();
+      await page.waitForFunction((b) => document.querySelector('#env-build').innerText !== b, latest);
+      await page.getByRole('tab', { name: 'Assets' }).click();
+      await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-status="changed"]'));
+      await page.locator('#deploy-all').click();
+      await page.locator('#deploy-status .alert-success').waitFor();
+      const status = await page.locator('#deploy-status').innerText();
+      assert(status.includes(latest) && status.includes('reused'), `Deploy All reuses ${latest}: ${status}`);
+      assert(await page.locator('#env-build').innerText() === latest, 'the identical build is live again');
     });
 
     await step('Deploy All includes what another client added meanwhile (regression)', async () => {
@@ -709,6 +725,15 @@ async function main() {
       await page.waitForFunction(() => [...document.querySelectorAll('#asset-list .asset-row')].every((r) => r.dataset.status === 'deployed'));
       await noOverflow('assets');
       await shot('360-assets');
+      // Regression (issue 11): on a phone "Delete service" was the first control of the page.
+      for (const width of [390, 1280]) {
+        await page.setViewportSize({ width, height: 780 });
+        const del = await page.locator('#delete-service').boundingBox();
+        const deploy = await page.locator('#deploy-all').boundingBox();
+        if (width === 390) assert(del.y > deploy.y, `Delete service (y ${del.y}) comes after Deploy All (y ${deploy.y}) at 390 px`);
+        else assert(del.y < deploy.y, 'Delete service stays in the header at 1280 px');
+      }
+      await page.setViewportSize({ width: 360, height: 780 });
       await row('/secret.json').getByRole('button', { name: 'Actions for /secret.json' }).click();
       await page.screenshot({ path: path.join(SHOTS, '360-menu.png'), caret: 'initial' });
       await page.keyboard.press('Escape');
