@@ -13,23 +13,14 @@ pub struct Args {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// ask a running server instead of reading the data directory
-    #[argh(option)]
-    url: Option<String>,
-    /// account SID or API key SID (with --url; default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (with --url; default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
     /// print one JSON object instead of shell assignments
     #[argh(switch)]
     json: bool,
 }
 
 pub fn run(args: Args) -> CliResult {
-    let (sid, token, status) = if args.url.is_some() {
-        let user = args
+    let (sid, token, status) = if super::remote_opts().url.is_some() {
+        let user = super::remote_opts()
             .account_sid
             .clone()
             .or_else(|| remote::env_first(&["ASSETD_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"]))
@@ -37,7 +28,7 @@ pub fn run(args: Args) -> CliResult {
         if user.starts_with("SK") {
             return Err("with an API key, `assetd account --url` cannot show an auth token: give the account SID and auth token".into());
         }
-        let c = remote::connect(args.url, args.account_sid, args.auth_token)?;
+        let c = remote::connect_with(None)?;
         let owner = crate::client::encode(&user);
         let a = c.get(&format!("/2010-04-01/Accounts/{owner}.json"))?;
         let s = |k: &str| crate::model::text::escape_for_terminal(a[k].as_str().unwrap_or(""));

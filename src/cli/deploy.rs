@@ -22,15 +22,6 @@ pub struct Args {
     /// the project directory (default: the current directory)
     #[argh(positional)]
     dir: Option<PathBuf>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
     /// service unique name (created when missing). Each flag overrides .assetd.toml in the
     /// project directory, which overrides the defaults
     #[argh(option)]
@@ -154,18 +145,14 @@ pub fn run(args: Args) -> CliResult {
         return Err("--jobs must be between 1 and 64".into());
     }
     let project = crate::project::read(&dir)?;
-    let url_from = if args.url.is_some() {
+    let url_from = if super::remote_opts().url.is_some() {
         "--url"
     } else if config.url.is_some() {
         ".assetd.toml"
     } else {
         "$ASSETD_URL or the default"
     };
-    let client = remote::connect(
-        args.url.clone().or(config.url.clone()),
-        args.account_sid.clone(),
-        args.auth_token.clone(),
-    )?;
+    let client = remote::connect_with(config.url.clone())?;
     if !args.json {
         println!(
             "deploying {} to service {service_name} (from {service_from}), environment {} (from {env_from}), on {} (from {url_from})",

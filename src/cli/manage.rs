@@ -15,15 +15,6 @@ pub struct ListArgs {
     /// the service (unique name or SID), for environments, builds and assets
     #[argh(option)]
     service: Option<String>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
     /// print JSON instead of text
     #[argh(switch)]
     json: bool,
@@ -37,7 +28,7 @@ fn s(v: &Value) -> String {
 }
 
 pub fn list(a: ListArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let need_service = || -> Result<Value, Box<dyn std::error::Error>> {
         let name = a
             .service
@@ -220,15 +211,6 @@ pub struct PromoteArgs {
     /// the target environment's domain suffix (or ZE… SID); `production` means no suffix
     #[argh(option)]
     to: String,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
     /// print JSON instead of text
     #[argh(switch)]
     json: bool,
@@ -305,7 +287,7 @@ fn deploy(
 }
 
 pub fn promote(a: PromoteArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let from = remote::find_environment(&c, &sid, suffix(&a.from))?
@@ -331,22 +313,13 @@ pub struct RollbackArgs {
     /// the build to return to (default: the one deployed before the current one)
     #[argh(option)]
     build: Option<String>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
     /// print JSON instead of text
     #[argh(switch)]
     json: bool,
 }
 
 pub fn rollback(a: RollbackArgs) -> CliResult {
-    let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let env = remote::find_environment(&c, &sid, suffix(&a.environment))?

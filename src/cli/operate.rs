@@ -72,20 +72,11 @@ pub struct BackupArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// take the backup through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
 }
 
 pub fn backup(a: BackupArgs) -> CliResult {
-    if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         let mut n = 0;
         write_atomically(&a.file, |w| {
             n = c.download("/v1/Backup", w)?;
@@ -187,20 +178,11 @@ pub struct VerifyArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// verify through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
 }
 
 pub fn verify(a: VerifyArgs) -> CliResult {
-    let (problems, blobs): (Vec<String>, u64) = if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let (problems, blobs): (Vec<String>, u64) = if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         let r = c.post_form("/v1/Verify", &[])?;
         let problems = r["problems"]
             .as_array()
@@ -238,21 +220,12 @@ pub struct GcArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// run it through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
 }
 
 pub fn gc(a: GcArgs) -> CliResult {
     let secs = a.max_age_days.saturating_mul(24 * 3600);
-    let r = if a.url.is_some() {
-        let c = remote::connect(a.url, a.account_sid, a.auth_token)?;
+    let r = if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         c.post_form("/v1/Retention", &[("MaxAgeSeconds", &secs.to_string())])?
     } else {
         let store = open(&a.data, "gc")?;

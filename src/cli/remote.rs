@@ -37,6 +37,17 @@ pub fn connect(
     }
 }
 
+/// Connects with the shared `--url`/`--account-sid`/`--auth-token` (see `cli::RemoteOpts`),
+/// `url_fallback` (`.assetd.toml`) standing in for a missing `--url`.
+pub fn connect_with(url_fallback: Option<String>) -> Result<Client, ClientError> {
+    let o = super::remote_opts();
+    connect(
+        o.url.clone().or(url_fallback),
+        o.account_sid.clone(),
+        o.auth_token.clone(),
+    )
+}
+
 /// The service with this unique name or SID; `None` when it does not exist.
 pub fn find_service(c: &Client, name: &str) -> Result<Option<Value>, ClientError> {
     match c.get(&format!("/v1/Services/{}", encode(name))) {

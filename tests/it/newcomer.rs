@@ -402,3 +402,31 @@ fn list_has_headers_visibility_the_active_build_and_counts() {
     let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j[0]["unique_name"], "lst");
 }
+
+#[test]
+fn server_options_are_shared_and_listed_in_every_remote_commands_help() {
+    for cmd in [
+        "deploy", "list", "promote", "rollback", "backup", "verify", "gc", "account",
+    ] {
+        let (ok, out, err) = cli(&[cmd, "--help"]);
+        assert!(ok, "{cmd}: {err}");
+        for flag in ["--url", "--account-sid", "--auth-token"] {
+            let listed = out
+                .lines()
+                .filter(|l| l.starts_with(&format!("  {flag} ")))
+                .count();
+            assert_eq!(listed, 1, "{cmd} --help lists {flag} once:\n{out}");
+        }
+    }
+    let (ok, _, err) = cli(&[
+        "list",
+        "services",
+        "--url",
+        "http://127.0.0.1:1",
+        "--url",
+        "x",
+    ]);
+    assert!(!ok && err.contains("--url was given twice"), "{err}");
+    let (ok, _, err) = cli(&["list", "services", "--auth-token"]);
+    assert!(!ok && err.contains("--auth-token needs a value"), "{err}");
+}
