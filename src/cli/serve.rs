@@ -156,16 +156,20 @@ pub fn run(args: Args) -> CliResult {
     let labels = store.read()?.labels()?;
     if labels.is_empty() {
         println!(
-            "no environments yet: `assetd import DIR --service NAME --data {}` publishes a project",
-            args.data.display()
+            "no environments yet: `assetd deploy DIR --service NAME` publishes a project (credentials: the ASSETD_ variables)"
         );
     }
+    // On `localhost` the host-style name resolves only in curl and browsers: the path-style
+    // URL, which every client reaches, comes first there.
     for (label, deployed) in labels {
-        println!(
-            "environment {}{}  (path-style: {path_style_base}/e/{label}/)",
-            public.environment_url(&label),
-            if deployed { "" } else { " (nothing deployed)" }
-        );
+        let host = public.environment_url(&label);
+        let path = format!("{path_style_base}/e/{label}/");
+        let idle = if deployed { "" } else { " (nothing deployed)" };
+        if base_domain == "localhost" {
+            println!("environment {path}{idle}  (host-style for curl and browsers: {host})");
+        } else {
+            println!("environment {host}{idle}  (path-style: {path})");
+        }
     }
     // Every step that can fail happens before the last startup line: scripts and tests that
     // wait for it may start a flood of requests at once.

@@ -430,3 +430,28 @@ fn server_options_are_shared_and_listed_in_every_remote_commands_help() {
     let (ok, _, err) = cli(&["list", "services", "--auth-token"]);
     assert!(!ok && err.contains("--auth-token needs a value"), "{err}");
 }
+
+#[test]
+fn serve_prints_the_path_style_url_first_on_localhost() {
+    // Regression (issue 11): only curl and browsers resolve *.localhost; Python, wget and
+    // `assetd --url` need the path-style URL, which the banner gave last.
+    let data = tempfile::tempdir().unwrap();
+    let p = project(&[("a.txt", b"a")]);
+    let label = label_of(&import(p.path(), data.path(), "paths", &[]));
+    let srv = Server::start(data.path(), &[]);
+    let line = srv
+        .banner
+        .iter()
+        .find(|l| l.starts_with("environment "))
+        .unwrap_or_else(|| panic!("{:?}", srv.banner));
+    let path_style = format!("environment http://{}/e/{label}/", srv.addr);
+    assert!(line.starts_with(&path_style), "{line}");
+    assert!(
+        line.contains(&format!("http://{label}.localhost:")),
+        "{line}"
+    );
+    assert_eq!(
+        srv.get("127.0.0.1", &format!("/e/{label}/a.txt")).body,
+        b"a"
+    );
+}
