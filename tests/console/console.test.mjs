@@ -512,6 +512,19 @@ async function main() {
       assert(older !== before, 'another build is live');
       assert((await fetchUrl(publicUrl)).body === 'Ahoy, world!\n', 'the old content is live again');
       assert(await page.locator('#deployments tbody tr').count() === 3, 'the rollback is a deployment');
+      // Regression (issue 11): History showed SIDs only; each deployment now says what it
+      // changed against the one before, expandable to the paths (at 1280 and 390 px).
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        const cell = page.locator('#deployments tbody tr').first().locator('td.changes');
+        await cell.locator('summary').click();
+        const text = await cell.innerText();
+        assert(/\d+ added, [1-9]\d* changed, \d+ removed/.test(text) && text.includes('/hello.txt'), `changes of the rollback: ${text}`);
+        assert((await page.locator('#deployments tbody tr').last().locator('td.changes').innerText()).startsWith('first deployment'), 'the first deployment says so');
+        await noOverflow('history');
+        await cell.locator('summary').click();
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
       await page.getByRole('tab', { name: 'Assets' }).click();
       await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-path="/hello.txt"]')?.dataset.status === 'changed');
       assert(await row('/secret.json').getAttribute('data-status') === 'deployed', 'unchanged assets stay green after rollback');
