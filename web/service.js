@@ -104,7 +104,7 @@ class ServiceView {
       h('div', { class: 'page-header' },
         h('div', { class: 'title-block' },
           h('h1', {}, s.friendly_name),
-          h('p', { class: 'muted small' }, h('code', {}, s.unique_name), ' · ', h('code', { class: 'sid' }, s.sid))),
+          h('p', { class: 'muted small' }, s.unique_name !== s.friendly_name ? [h('code', {}, s.unique_name), ' · '] : null, h('code', { class: 'sid' }, s.sid))),
         h('button', { type: 'button', class: 'btn btn-danger-ghost', id: 'delete-service', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
       this.envCard, tablist, this.panel));
     this.renderEnvCard();

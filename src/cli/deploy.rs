@@ -351,9 +351,21 @@ fn dry_run(
     rows: &[Value],
 ) -> CliResult {
     let service_sid = target.service_sid;
-    let env_exists = match service_sid {
-        Some(sid) => remote::find_environment(client, sid, target.suffix)?.is_some(),
-        None => false,
+    let env = match service_sid {
+        Some(sid) => remote::find_environment(client, sid, target.suffix)?,
+        None => None,
+    };
+    let env_exists = env.is_some();
+    // What the deploy would stop serving.
+    let dropped: Vec<String> = match (
+        service_sid,
+        env.as_ref().and_then(|e| e["build_sid"].as_str()),
+    ) {
+        (Some(sid), Some(build)) => remote::build_files(client, sid, build)?
+            .into_keys()
+            .filter(|p| !project.files.iter().any(|f| f.path.as_str() == p.as_str()))
+            .collect(),
+        _ => Vec::new(),
     };
     let missing: Vec<String> = match service_sid {
         Some(sid) => {
@@ -393,7 +405,7 @@ fn dry_run(
         let files: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
         println!(
             "{}",
-            json!({"dry_run": true, "service_exists": service_sid.is_some(), "environment_exists": env_exists, "upload": files, "bytes": bytes, "files": project.files.len()})
+            json!({"dry_run": true, "service_exists": service_sid.is_some(), "environment_exists": env_exists, "upload": files, "bytes": bytes, "files": project.files.len(), "removed": dropped})
         );
         return Ok(());
     }
@@ -410,6 +422,14 @@ fn dry_run(
         println!(
             "would upload {} ({} bytes, {})",
             f.path, f.size, f.visibility
+        );
+    }
+    if !dropped.is_empty() {
+        println!(
+            "would stop serving {} live on {}: {}",
+            plural(dropped.len(), "file"),
+            target.suffix.unwrap_or("production"),
+            remote::first_few(&dropped)
         );
     }
     println!(

@@ -770,8 +770,13 @@ async function main() {
       await page.getByRole('button', { name: 'Create', exact: true }).click();
       await page.waitForURL(/#\/services\/ZS/);
       await page.locator('#new-environment').waitFor();
+      // Regression (issue 11): a service whose two names are the same showed its name twice.
+      const codes = await page.locator('.page-header code').allInnerTexts();
+      assert(!codes.includes('scratch'), `the name is not repeated under the title: ${JSON.stringify(codes)}`);
       await page.getByRole('link', { name: 'Services', exact: true }).click();
       await page.getByRole('button', { name: 'Delete service scratch' }).waitFor();
+      assert(await page.locator('.unique-name', { hasText: /^scratch$/ }).count() === 0, 'scratch is listed once');
+      assert(await page.locator('.unique-name', { hasText: /^console-test$/ }).count() === 1, 'a different unique name is still shown');
       await shot('1280-services');
       await page.getByRole('button', { name: 'Delete service scratch' }).click();
       await page.getByRole('button', { name: 'Cancel' }).click();

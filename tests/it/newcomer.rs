@@ -265,6 +265,15 @@ fn deploy_says_which_live_files_it_drops_and_which_names_it_rewrites() {
     );
     std::fs::remove_file(p.path().join("assets/old.txt")).unwrap();
     std::fs::remove_file(p.path().join("assets/bad name.txt")).unwrap();
+    let (ok, out, err) = run(
+        &b,
+        &["deploy", arg(p.path()), "--service", "drop", "--dry-run"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("would stop serving 2 files live on dev: /bad-name.txt, /old.txt"),
+        "{out}"
+    );
     let (ok, out, err) = run(&b, &["deploy", arg(p.path()), "--service", "drop"]);
     assert!(ok, "{err}");
     assert!(
