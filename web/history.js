@@ -20,10 +20,13 @@ export async function renderHistory(panel, view) {
     h('section', { class: 'card', 'aria-labelledby': 'deployments-title' },
       h('div', { class: 'pane-toolbar' }, h('h2', { id: 'deployments-title' }, `Deployments to ${envName(env)}`)),
       deps),
+    // Every build of the service, folded: the deployments above are the timeline, and this
+    // list (which repeats their builds) is for deploying one that was never deployed here.
     h('section', { class: 'card', 'aria-labelledby': 'builds-title' },
-      h('div', { class: 'pane-toolbar' }, h('h2', { id: 'builds-title' }, 'Builds'),
-        h('p', { class: 'muted small' }, 'Every build of this service, newest first. Builds never change; deploying one switches the environment at once.')),
-      builds));
+      h('details', { id: 'all-builds' },
+        h('summary', { class: 'pane-toolbar' }, h('h2', { id: 'builds-title', class: 'inline' }, 'All builds of this service'),
+          h('p', { class: 'muted small' }, 'Newest first. Builds never change; deploying one switches the environment at once.')),
+        builds)));
   let deployments;
   let buildList;
   let fresh;

@@ -399,7 +399,7 @@ export function openEditorDialog(view) {
         try {
           await uploadOne(view, { path: p, visibility: vis.value, blob, filename: p.split('/').pop() || 'index' });
           close(p);
-          toast(`Saved ${p}. Deploy All to make it live.`, 'success');
+          toast(`Saved ${p}. Deploy All to make it live.`, 'success', { tag: 'undeployed' });
           await view.refresh();
         } catch (ex) {
           err.show(ex.message);

@@ -504,6 +504,9 @@ async function main() {
       await page.getByRole('tab', { name: 'History' }).click();
       await page.locator('#deployments tbody tr').nth(1).waitFor();
       assert(await page.locator('#deployments tbody tr').count() === 2, 'two deployments');
+      // Regression (issue 11): the builds list repeated the deployments table; it is folded.
+      assert(!(await page.locator('#all-builds').evaluate((d) => d.open)), 'the list of all builds starts folded');
+      assert(!(await page.locator('#builds').isVisible()), 'builds hidden until unfolded');
       assert((await page.locator('#deployments tbody tr').first().innerText()).includes('Live'), 'newest is live');
       await shot('1280-history');
       const older = await page.locator('#deployments tbody tr').nth(1).getAttribute('data-build');
