@@ -178,6 +178,9 @@ pub struct VerifyArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
+    /// print one JSON object instead of text (the exit status still tells problems)
+    #[argh(switch)]
+    json: bool,
 }
 
 pub fn verify(a: VerifyArgs) -> CliResult {
@@ -198,10 +201,19 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         let (p, n) = store.read()?.verify()?;
         (p, n as u64)
     };
-    for p in &problems {
-        println!("problem: {p}");
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": problems.is_empty(), "blobs_checked": blobs, "problems": problems})
+        );
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && a.json {
+        Ok(())
+    } else if problems.is_empty() {
         println!("ok: {blobs} blobs re-hashed, every reference checked");
         Ok(())
     } else {
@@ -220,6 +232,9 @@ pub struct GcArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 pub fn gc(a: GcArgs) -> CliResult {
@@ -231,6 +246,10 @@ pub fn gc(a: GcArgs) -> CliResult {
         let store = open(&a.data, "gc")?;
         serde_json::to_value(store.write(|tx| tx.retention(secs))?)?
     };
+    if a.json {
+        println!("{r}");
+        return Ok(());
+    }
     println!(
         "gc: removed {} builds, {} versions, {} assets, {} expired manifests; reclaimed {} blobs ({} bytes)",
         r["builds_deleted"],

@@ -464,3 +464,19 @@ fn serve_prints_the_path_style_url_first_on_localhost() {
         b"a"
     );
 }
+
+#[test]
+fn verify_and_gc_print_json() {
+    let data = tempfile::tempdir().unwrap();
+    let p = project(&[("a.txt", b"a")]);
+    import(p.path(), data.path(), "js", &[]);
+    let d = data.path().to_str().unwrap();
+    let (ok, out, err) = cli(&["verify", "--data", d, "--json"]);
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["ok"], true, "{j}");
+    let (ok, out, err) = cli(&["gc", "--data", d, "--json"]);
+    assert!(ok, "{err}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["builds_deleted"], 0, "{j}");
+}
