@@ -142,6 +142,11 @@ fn account_and_sign_work_while_the_server_runs() {
     // Offline account on the held directory names what works instead.
     let (ok, _, err) = run(&b, &["account", "--data", arg(b.data.path())]);
     assert!(!ok && err.contains("--url"), "{err}");
+    let (ok, _, err) = run(&b, &["sign", "http://a/b", "--data", arg(b.data.path())]);
+    assert!(
+        !ok && err.contains("$ASSETD_AUTH_TOKEN instead of --data"),
+        "{err}"
+    );
     let (ok, out, _) = run(&b, &["sign", "http://a/b"]);
     assert!(ok);
     assert_eq!(
