@@ -38,7 +38,7 @@ export class ApiError extends Error {
   }
 }
 
-const AUTH_FAILED = 'Sign-in failed: this Account SID (or API key SID) and auth token (or secret) do not match. Run "assetd account" on the server to see the main account\'s credentials.';
+const AUTH_FAILED = 'Sign-in failed: this Account SID (or API key SID) and auth token (or secret) do not match. "assetd serve" printed the main account\'s credentials on its first start; "assetd account" prints them again while the server is stopped.';
 
 function basic(user, secret) {
   const bytes = new TextEncoder().encode(`${user}:${secret}`);

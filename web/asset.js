@@ -140,7 +140,7 @@ async function setVisibility(view, row, visibility) {
     const blob = await view.api.content(view.service.sid, row.asset.sid, row.latest.sid);
     await newVersion(view, row, { path, visibility, blob });
     note.remove();
-    toast(`${path} is now ${visibility}. Deploy All to apply it to ${view.env ? envName(view.env) : 'an environment'}.`, 'success');
+    toast(`${path} is now ${visibility}. Deploy All to apply it to ${view.env ? envName(view.env) : 'an environment'}.`, 'success', { tag: 'undeployed' });
     await view.refresh();
     focusRow(view, path);
   } catch (e) {
@@ -186,7 +186,7 @@ function renameDialog(view, row) {
           renamed = true;
           await newVersion(view, row, { path, visibility: row.latest.visibility, blob });
           close(path);
-          toast(`Renamed ${old} to ${path}. Deploy All to apply it.`, 'success');
+          toast(`Renamed ${old} to ${path}. Deploy All to apply it.`, 'success', { tag: 'undeployed' });
           await view.refresh();
           focusRow(view, path);
         } catch (ex) {
@@ -371,7 +371,7 @@ export function openAssetDialog(view, row) {
         try {
           await newVersion(view, row, { path, visibility: v.visibility, blob: newBlob });
           closeFn();
-          toast(`Saved a new version of ${path}. Deploy All to make it live.`, 'success');
+          toast(`Saved a new version of ${path}. Deploy All to make it live.`, 'success', { tag: 'undeployed' });
           await view.refresh();
           focusRow(view, path);
         } catch (e) {

@@ -17,8 +17,13 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[derive(FromArgs)]
 #[argh(subcommand, name = "serve")]
 pub struct Args {
-    /// address to listen on (default 127.0.0.1:8080; port 0 picks a free port)
-    #[argh(option, default = "SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))")]
+    /// address to listen on: IP:PORT, or PORT / :PORT for 127.0.0.1 (default 127.0.0.1:8080;
+    /// port 0 picks a free port)
+    #[argh(
+        option,
+        default = "SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))",
+        from_str_fn(parse_listen)
+    )]
     listen: SocketAddr,
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
@@ -103,6 +108,14 @@ pub fn run(args: Args) -> CliResult {
     }
     let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
     let (account, created) = store.main_account()?;
+    // Shown at once: should listening fail (a busy port), the account is not lost.
+    if created {
+        println!(
+            "created the main account (`assetd account` shows it again while the server is stopped):"
+        );
+        println!("  ASSETD_ACCOUNT_SID={}", account.sid);
+        println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
+    }
     crate::http::api::staging::clean(&store);
     // Everything that needs a file descriptor happens before the listener exists: once it
     // does, connections are accepted and a flood of them may take every descriptor left
@@ -133,11 +146,6 @@ pub fn run(args: Args) -> CliResult {
     if let Err(e) = store.write(|tx| tx.set_setting("public_base", &public.encode())) {
         eprintln!("assetd: warning: cannot record the public URL base ({e}); serving anyway");
     }
-    if created {
-        println!("created the main account (shown once; `assetd account` shows it again):");
-        println!("  ASSETD_ACCOUNT_SID={}", account.sid);
-        println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
-    }
     println!("data directory: {}", args.data.display());
     if let Some(url) = &public_url {
         println!("public URL: {url} (the base of URLs in API responses)");
@@ -148,16 +156,20 @@ pub fn run(args: Args) -> CliResult {
     let labels = store.read()?.labels()?;
     if labels.is_empty() {
         println!(
-            "no environments yet: `assetd import DIR --service NAME --data {}` publishes a project",
-            args.data.display()
+            "no environments yet: `assetd deploy DIR --service NAME` publishes a project (credentials: the ASSETD_ variables)"
         );
     }
+    // On `localhost` the host-style name resolves only in curl and browsers: the path-style
+    // URL, which every client reaches, comes first there.
     for (label, deployed) in labels {
-        println!(
-            "environment {}{}  (path-style: {path_style_base}/e/{label}/)",
-            public.environment_url(&label),
-            if deployed { "" } else { " (nothing deployed)" }
-        );
+        let host = public.environment_url(&label);
+        let path = format!("{path_style_base}/e/{label}/");
+        let idle = if deployed { "" } else { " (nothing deployed)" };
+        if base_domain == "localhost" {
+            println!("environment {path}{idle}  (host-style for curl and browsers: {host})");
+        } else {
+            println!("environment {host}{idle}  (path-style: {path})");
+        }
     }
     // Every step that can fail happens before the last startup line: scripts and tests that
     // wait for it may start a flood of requests at once.
@@ -186,6 +198,16 @@ pub fn run(args: Args) -> CliResult {
     println!("listening on http://{addr}");
     server.run(Arc::new(app))?;
     Ok(())
+}
+
+/// `--listen`: `IP:PORT`, or `PORT` / `:PORT` meaning 127.0.0.1.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if let Ok(p) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not IP:PORT, PORT or :PORT (for example 127.0.0.1:8080)"))
 }
 
 /// Checks `--public-url`: `http` or `https`, a valid host[:port], nothing after it but an

@@ -11,6 +11,8 @@ mod crash;
 mod deploy;
 mod disk;
 mod engine;
+mod newcomer;
+mod readme;
 mod security;
 mod serving;
 mod toolkit;
