@@ -11,6 +11,8 @@ mod crash;
 mod deploy;
 mod disk;
 mod engine;
+mod monitoring;
 mod security;
 mod serving;
+mod share;
 mod toolkit;

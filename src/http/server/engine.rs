@@ -156,7 +156,11 @@ async fn accept_loop(
 ) {
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut last_report: Option<Instant> = None;
+    let stats = shared.config.stats.clone();
     loop {
+        if permits.available_permits() == 0 {
+            stats.cap_waits.fetch_add(1, Ordering::Relaxed); // metrics
+        }
         let permit = tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
@@ -172,6 +176,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, remote)) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed); // metrics
                 let conn = connection(stream, remote, shared.clone(), stop.clone(), permit);
                 tokio::spawn(conn);
             }
@@ -179,6 +184,7 @@ async fn accept_loop(
             // little (connections that finish free some) and go on; anything else (a peer
             // that reset before it was accepted) is retried at once.
             Err(e) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed); // metrics
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -213,6 +219,10 @@ async fn connection(
     let remote = canonical(remote);
     let tail = Arc::new(Mutex::new(Vec::new()));
     let config = &shared.config;
+    // metrics: open connections, and which limit a connection ended on.
+    let stats = config.stats.clone();
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    let served = Arc::new(AtomicU64::new(0));
     let max_buf = config.max_head_bytes.max(8192);
     let io = TokioIo::new(Guarded {
         stream,
@@ -220,6 +230,7 @@ async fn connection(
         stall: None,
         tail: tail.clone(),
         tail_keep: max_buf + 1024,
+        stats: stats.clone(),
     });
     let mut builder = http1::Builder::new();
     builder
@@ -229,20 +240,33 @@ async fn connection(
         .max_headers(config.max_headers)
         .keep_alive(true);
     let for_service = shared.clone();
+    let counted = served.clone();
     let service = service_fn(move |req| {
+        counted.fetch_add(1, Ordering::Relaxed); // metrics
         let shared = for_service.clone();
         let tail = tail.clone();
         async move { Ok::<_, Infallible>(answer(&shared, req, remote, &tail).await) }
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            conn.await
         }
+    };
+    // metrics: hyper's head timeout bounds the first head and the keep-alive wait alike.
+    if ended.is_err_and(|e| e.is_timeout()) {
+        let first = served.load(Ordering::Relaxed) == 0;
+        let counter = if first {
+            &stats.head_timeouts
+        } else {
+            &stats.idle_timeouts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
+    stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// IPv4 clients of an IPv6 listener are reported by their IPv4 address.
@@ -485,6 +509,7 @@ async fn receive(
         return Ok(empty());
     }
     if declared.is_some_and(|n| n > limit) {
+        config.stats.body_too_large.fetch_add(1, Ordering::Relaxed); // metrics
         // Not read at all: the handler answers 413 from `body_len`, and the unread body makes
         // hyper close the connection after the reply.
         let e = io::Error::other(format!(
@@ -498,6 +523,7 @@ async fn receive(
     loop {
         let frame = match tokio::time::timeout(config.io_timeout, incoming.frame()).await {
             Err(_) => {
+                config.stats.body_stalls.fetch_add(1, Ordering::Relaxed); // metrics
                 let secs = config.io_timeout.as_secs();
                 return Err((
                     408,
@@ -518,6 +544,7 @@ async fn receive(
         };
         total += data.len() as u64;
         if total > limit {
+            config.stats.body_too_large.fetch_add(1, Ordering::Relaxed); // metrics
             return Err((
                 413,
                 format!(
@@ -793,6 +820,7 @@ struct Guarded {
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     tail: Arc<Mutex<Vec<u8>>>,
     tail_keep: usize,
+    stats: Arc<super::EngineStats>,
 }
 
 impl Guarded {
@@ -806,10 +834,10 @@ impl Guarded {
             .stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer stopped reading",
-            ))),
+            Poll::Ready(()) => Poll::Ready(Err({
+                self.stats.write_stalls.fetch_add(1, Ordering::Relaxed); // metrics
+                io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
+            })),
             Poll::Pending => Poll::Pending,
         }
     }
