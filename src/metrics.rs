@@ -3,7 +3,9 @@
 //! Every series is fixed when the binary is built: labels come from small closed sets (request
 //! kind, status class, reason), never from user input (no paths, hosts or SIDs), so a scrape
 //! has a bounded size. Counting is a relaxed atomic add on the request path: no lock, no
-//! allocation.
+//! allocation. The per-request counters are striped (each thread adds to its own
+//! cache-line-aligned [`Stripe`], the scrape sums them), so the network threads never contend
+//! for one cache line.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -50,21 +52,21 @@ pub enum SignatureFailure {
 
 pub const SIGNATURE_REASONS: [&str; 3] = ["twilio", "share_invalid", "share_expired"];
 
-/// A histogram of fixed buckets: per-bucket counts (cumulated when written out), a sum in
-/// microseconds and a count.
+/// A histogram of `N` bucket bounds: per-bucket counts (cumulated when written out; their
+/// total is the count) and a sum in microseconds.
 pub struct Histogram<const N: usize> {
-    /// `buckets[i]` counts observations in (bound[i-1], bound[i]]; `buckets[N]` the rest.
+    /// `buckets[i]` counts observations in (bound[i-1], bound[i]]; `buckets[N]` the rest
+    /// (the array is sized for up to 16 bounds).
     pub buckets: [AtomicU64; 17],
     pub sum_micros: AtomicU64,
-    pub count: AtomicU64,
 }
 
 impl<const N: usize> Histogram<N> {
     const fn new() -> Self {
+        assert!(N < 17);
         Histogram {
             buckets: [const { AtomicU64::new(0) }; 17],
             sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
         }
     }
 
@@ -73,12 +75,15 @@ impl<const N: usize> Histogram<N> {
         let i = bounds.iter().position(|b| secs <= *b).unwrap_or(N);
         self.buckets[i].fetch_add(1, Relaxed);
         self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
-        self.count.fetch_add(1, Relaxed);
     }
 }
 
-/// Every counter of the process.
-pub struct Metrics {
+/// Stripes of the per-request counters.
+pub const STRIPES: usize = 8;
+
+/// One thread's share of the per-request counters, on cache lines of its own.
+#[repr(align(128))]
+pub struct Stripe {
     /// Requests by kind and status class.
     pub requests: [[AtomicU64; 5]; 3],
     /// Response body bytes by kind (the length of each reply's body; HEAD counts 0).
@@ -86,6 +91,11 @@ pub struct Metrics {
     /// Time to answer, by kind: from the request head's arrival at the router until the
     /// reply's head is ready (the body's transfer is not included: it depends on the client).
     pub durations: [Histogram<{ DURATION_BUCKETS.len() }>; 3],
+}
+
+/// Every counter of the process.
+pub struct Metrics {
+    pub stripes: [Stripe; STRIPES],
     pub signature_failures: [AtomicU64; 3],
     /// Protected-asset requests let in by a valid share link.
     pub share_links_used: AtomicU64,
@@ -104,9 +114,13 @@ pub struct Metrics {
 }
 
 static METRICS: Metrics = Metrics {
-    requests: [const { [const { AtomicU64::new(0) }; 5] }; 3],
-    response_bytes: [const { AtomicU64::new(0) }; 3],
-    durations: [const { Histogram::new() }; 3],
+    stripes: [const {
+        Stripe {
+            requests: [const { [const { AtomicU64::new(0) }; 5] }; 3],
+            response_bytes: [const { AtomicU64::new(0) }; 3],
+            durations: [const { Histogram::new() }; 3],
+        }
+    }; STRIPES],
     signature_failures: [const { AtomicU64::new(0) }; 3],
     share_links_used: AtomicU64::new(0),
     builds_finished: [const { AtomicU64::new(0) }; 2],
@@ -120,6 +134,13 @@ static METRICS: Metrics = Metrics {
 };
 
 static STARTED: OnceLock<Instant> = OnceLock::new();
+
+static NEXT_STRIPE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's stripe, given out round-robin.
+    static STRIPE: usize = (NEXT_STRIPE.fetch_add(1, Relaxed) as usize) % STRIPES;
+}
 
 /// The process's counters.
 pub fn get() -> &'static Metrics {
@@ -141,9 +162,10 @@ impl Metrics {
     pub fn request(&self, kind: Kind, status: u16, bytes: u64, took: Duration) {
         let k = kind as usize;
         let class = ((status / 100).clamp(1, 5) - 1) as usize;
-        self.requests[k][class].fetch_add(1, Relaxed);
-        self.response_bytes[k].fetch_add(bytes, Relaxed);
-        self.durations[k].observe(&DURATION_BUCKETS, took);
+        let stripe = &self.stripes[STRIPE.with(|s| *s)];
+        stripe.requests[k][class].fetch_add(1, Relaxed);
+        stripe.response_bytes[k].fetch_add(bytes, Relaxed);
+        stripe.durations[k].observe(&DURATION_BUCKETS, took);
     }
 
     pub fn signature_failure(&self, why: SignatureFailure) {

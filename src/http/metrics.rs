@@ -24,25 +24,27 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram<const N: usize>(
+/// Writes the sum of the histograms `hs` (the stripes of one series).
+fn histogram<'h, const N: usize>(
     out: &mut String,
     name: &str,
     labels: &str,
     bounds: &[f64; N],
-    h: &Histogram<N>,
+    hs: impl Iterator<Item = &'h Histogram<N>> + Clone,
 ) {
     let sep = if labels.is_empty() { "" } else { "," };
+    let bucket = |i: usize| hs.clone().map(|h| load(&h.buckets[i])).sum::<u64>();
     let mut cumulative = 0;
     for (i, b) in bounds.iter().enumerate() {
-        cumulative += load(&h.buckets[i]);
+        cumulative += bucket(i);
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
     }
-    cumulative += load(&h.buckets[N]);
+    cumulative += bucket(N);
     let _ = writeln!(
         out,
         "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
     );
-    let sum = load(&h.sum_micros) as f64 / 1e6;
+    let sum = hs.clone().map(|h| load(&h.sum_micros)).sum::<u64>() as f64 / 1e6;
     let braces = |s: &str| {
         if s.is_empty() {
             String::new()
@@ -68,7 +70,11 @@ pub fn render(store: &Store, engine: &EngineStats) -> String {
     );
     for kind in Kind::ALL {
         for (c, class) in CLASSES.iter().enumerate() {
-            let n = load(&m.requests[kind as usize][c]);
+            let n: u64 = m
+                .stripes
+                .iter()
+                .map(|s| load(&s.requests[kind as usize][c]))
+                .sum();
             let _ = writeln!(
                 out,
                 "assetd_http_requests_total{{kind=\"{}\",status=\"{class}\"}} {n}",
@@ -83,7 +89,11 @@ pub fn render(store: &Store, engine: &EngineStats) -> String {
         "Response body bytes, by kind (HEAD requests count none).",
     );
     for kind in Kind::ALL {
-        let n = load(&m.response_bytes[kind as usize]);
+        let n: u64 = m
+            .stripes
+            .iter()
+            .map(|s| load(&s.response_bytes[kind as usize]))
+            .sum();
         let _ = writeln!(
             out,
             "assetd_http_response_bytes_total{{kind=\"{}\"}} {n}",
@@ -103,7 +113,7 @@ pub fn render(store: &Store, engine: &EngineStats) -> String {
             "assetd_http_request_duration_seconds",
             &labels,
             &DURATION_BUCKETS,
-            &m.durations[kind as usize],
+            m.stripes.iter().map(|s| &s.durations[kind as usize]),
         );
     }
 
@@ -229,7 +239,7 @@ pub fn render(store: &Store, engine: &EngineStats) -> String {
         "assetd_build_duration_seconds",
         "",
         &BUILD_BUCKETS,
-        &m.build_durations,
+        std::iter::once(&m.build_durations),
     );
     counter(
         &mut out,
