@@ -146,10 +146,14 @@ pub fn run(args: Args) -> CliResult {
     };
     let metrics_server = match args.metrics_listen {
         None => None,
-        Some(a) => Some(
-            Server::bind(ServerConfig::new(a))
-                .map_err(|e| format!("cannot listen on {a} (--metrics-listen): {e}"))?,
-        ),
+        Some(a) => {
+            // One small runtime: a scrape every few seconds.
+            let mut c = ServerConfig::new(a);
+            (c.threads, c.blocking_threads, c.max_connections) = (1, 2, 64);
+            let bound = Server::bind(c)
+                .map_err(|e| format!("cannot listen on {a} (--metrics-listen): {e}"))?;
+            Some(bound)
+        }
     };
     let mut config = ServerConfig::new(args.listen);
     config.threads = args.threads;

@@ -169,6 +169,50 @@ fn metrics_parse_move_with_requests_and_need_the_main_account() {
 }
 
 #[test]
+fn metrics_refused_to_subaccounts_and_api_keys() {
+    let f = fixture();
+    let srv = Server::start(f.data.path(), &[]);
+    let auth = basic(&f.sid, &f.token);
+    let post = |target: &str, body: &str| {
+        request(
+            srv.addr,
+            "POST",
+            "127.0.0.1",
+            target,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let r = post("/2010-04-01/Accounts.json", "FriendlyName=sub");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let sub: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let (sub_sid, sub_token) = (
+        sub["sid"].as_str().unwrap(),
+        sub["auth_token"].as_str().unwrap(),
+    );
+    let r = scrape(srv.addr, Some((sub_sid, sub_token)));
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = post(
+        &format!("/2010-04-01/Accounts/{}/Keys.json", f.sid),
+        "FriendlyName=k",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let r = scrape(
+        srv.addr,
+        Some((
+            key["sid"].as_str().unwrap(),
+            key["secret"].as_str().unwrap(),
+        )),
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("assetd_"), "{}", r.text());
+}
+
+#[test]
 fn metrics_count_head_timeouts_and_lockouts() {
     let f = fixture();
     let srv = Server::start(
