@@ -254,6 +254,23 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (tx, rx) = sync_channel(1);
+        let log = AccessLog {
+            tx,
+            format: Format::Json,
+        };
+        let dropped = || crate::metrics::get().access_log_dropped.load(Relaxed);
+        let before = dropped();
+        let e = entry("/a", "ua");
+        log.log(&e); // queued
+        log.log(&e); // the writer is stalled (nobody reads): dropped at once
+        log.log(&e);
+        assert!(dropped() >= before + 2);
+        assert!(rx.try_recv().is_ok());
+    }
+
+    #[test]
     fn lines_hold_no_query_and_no_forged_fields() {
         let e = entry("/secret.mp3?Expires=1&Signature=SECRET", "curl\" \"evil\n");
         let c = combined(&e);
