@@ -197,6 +197,8 @@ export class Api {
   builds(s) { return this.list(`/v1/Services/${enc(s)}/Builds`, 'builds'); }
   build(s, b) { return this.get(`/v1/Services/${enc(s)}/Builds/${enc(b)}`); }
   buildStatus(s, b) { return this.get(`/v1/Services/${enc(s)}/Builds/${enc(b)}/Status`); }
+  /** A share link to the asset at `url` (protected or public), valid for `ttl` seconds. */
+  shareLink(url, ttl) { return this.post('/v1/ShareLinks', { Url: url, Ttl: String(ttl) }); }
   createBuild(s, versionSids) { return this.post(`/v1/Services/${enc(s)}/Builds`, { AssetVersions: versionSids }); }
 
   /**

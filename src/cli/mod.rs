@@ -8,6 +8,7 @@ mod manage;
 mod operate;
 mod remote;
 mod serve;
+mod share;
 mod sign;
 mod toolkit_proxy;
 
@@ -36,6 +37,7 @@ enum Command {
     Import(import::Args),
     Account(account::Args),
     Sign(sign::Args),
+    Share(share::Args),
     ToolkitProxy(toolkit_proxy::Args),
 }
 
@@ -90,6 +92,7 @@ pub fn run() -> CliResult {
         Command::Import(a) => import::run(a),
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),
+        Command::Share(a) => share::run(a),
         Command::ToolkitProxy(a) => toolkit_proxy::run(a),
     }
 }

@@ -75,6 +75,19 @@ pub struct Args {
     /// largest request head in KiB; larger heads get 431 (default 16)
     #[argh(option, default = "16")]
     max_head_kib: usize,
+    /// write one line per request to FILE (reopened on SIGHUP), or to stdout with "-"
+    #[argh(option)]
+    access_log: Option<String>,
+    /// the access log's format: combined (default) or json
+    #[argh(option, default = "String::from(\"combined\")")]
+    access_log_format: String,
+    /// also serve /metrics without credentials on this address (default: off; /metrics on
+    /// the management host needs the main account's credentials)
+    #[argh(option)]
+    metrics_listen: Option<SocketAddr>,
+    /// longest a share link may be valid for, such as 12h or 7d (default 7d)
+    #[argh(option, default = "String::from(\"7d\")")]
+    share_max_lifetime: String,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -106,6 +119,10 @@ pub fn run(args: Args) -> CliResult {
     if !(8..=1024).contains(&args.max_head_kib) {
         return Err("--max-head-kib must be between 8 and 1024".into());
     }
+    let log_format: crate::http::access_log::Format = args.access_log_format.parse()?;
+    let share_max_secs = crate::model::time::parse_duration(&args.share_max_lifetime)
+        .ok_or("--share-max-lifetime must be a duration such as 12h or 7d")?;
+    crate::metrics::mark_start();
     let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
     let (account, created) = store.main_account()?;
     // Shown at once: should listening fail (a busy port), the account is not lost.
@@ -124,7 +141,33 @@ pub fn run(args: Args) -> CliResult {
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
+    let access_log = match args.access_log.as_deref() {
+        None => None,
+        Some(target) => {
+            use crate::http::access_log::{AccessLog, Target};
+            let t = match target {
+                "-" => Target::Stdout,
+                path => Target::File(path.into()),
+            };
+            Some(
+                AccessLog::start(t, log_format)
+                    .map_err(|e| format!("cannot open the access log {target}: {e}"))?,
+            )
+        }
+    };
+    let metrics_server = match args.metrics_listen {
+        None => None,
+        Some(a) => {
+            // One small runtime: a scrape every few seconds.
+            let mut c = ServerConfig::new(a);
+            (c.threads, c.blocking_threads, c.max_connections) = (1, 2, 64);
+            let bound = Server::bind(c)
+                .map_err(|e| format!("cannot listen on {a} (--metrics-listen): {e}"))?;
+            Some(bound)
+        }
+    };
     let mut config = ServerConfig::new(args.listen);
     config.threads = args.threads;
     config.max_connections = args.max_connections;
@@ -134,6 +177,7 @@ pub fn run(args: Args) -> CliResult {
     // The largest body the API takes is an asset upload (25 MB plus its multipart framing).
     config.max_body_bytes = crate::model::limits::MAX_SERVED_BYTES + 1024 * 1024;
     config.spool_dir = Some(args.data.join("tmp"));
+    let engine_stats = config.stats.clone();
     let server =
         Server::bind(config).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.local_addr();
@@ -174,12 +218,21 @@ pub fn run(args: Args) -> CliResult {
     // Every step that can fail happens before the last startup line: scripts and tests that
     // wait for it may start a flood of requests at once.
     let handle = server.shutdown_handle();
+    let metrics_handle = metrics_server.as_ref().map(Server::shutdown_handle);
+    let reopen = access_log.as_ref().map(|(_, r)| r.clone());
     std::thread::Builder::new()
         .name("assetd-signals".into())
         .spawn(move || {
-            if signals.forever().next().is_some() {
+            for signal in signals.forever() {
+                // SIGHUP: reopen the access log (logrotate); anything else stops.
+                if signal == signal_hook::consts::SIGHUP {
+                    reopen.iter().for_each(|r| r.request());
+                    continue;
+                }
                 eprintln!("assetd: shutting down (finishing in-flight requests)");
+                metrics_handle.iter().for_each(|h| h.shutdown());
                 handle.shutdown();
+                break;
             }
         })?;
     let retention_secs = args.retention_days.saturating_mul(24 * 3600);
@@ -192,11 +245,28 @@ pub fn run(args: Args) -> CliResult {
             retention_secs,
             builds_per_hour: args.builds_per_hour,
             public_url,
+            share_max_secs,
         },
-    )?;
+    )?
+    .with_engine_stats(engine_stats);
+    let app = Arc::new(match access_log {
+        Some((log, _)) => app.with_access_log(log),
+        None => app,
+    });
+    if let Some(ms) = metrics_server {
+        println!("metrics on http://{}/metrics", ms.local_addr());
+        let only = Arc::new(crate::http::MetricsOnly(app.clone()));
+        std::thread::Builder::new()
+            .name("assetd-metrics".into())
+            .spawn(move || {
+                if let Err(e) = ms.run(only) {
+                    eprintln!("assetd: the metrics listener stopped: {e}");
+                }
+            })?;
+    }
     // Last startup line: scripts and tests wait for it.
     println!("listening on http://{addr}");
-    server.run(Arc::new(app))?;
+    server.run(app)?;
     Ok(())
 }
 
@@ -236,7 +306,11 @@ fn spawn_retention(store: Arc<Store>, max_age_secs: u64) -> std::io::Result<()> 
         .spawn(move || {
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
-                match store.write(|tx| tx.retention(max_age_secs)) {
+                let pass = store.write(|tx| tx.retention(max_age_secs));
+                if let Ok(r) = &pass {
+                    crate::metrics::get().retention(r.bytes_reclaimed);
+                }
+                match pass {
                     Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => {
                         eprintln!(
                             "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",

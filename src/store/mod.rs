@@ -20,7 +20,7 @@ pub use backup::BackupReport;
 pub use blob::PutBlob;
 pub use blob::{BlobReader, BlobSource, Piece};
 pub use gc::{DEFAULT_RETENTION_SECS, GcReport};
-pub use ops::{Hit, Lookup, Tx};
+pub use ops::{Hit, Lookup, StoreStats, Tx};
 pub use records::*;
 pub use sync::{MANIFEST_TTL_SECS, ManifestBuild, validate_entries};
 pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};

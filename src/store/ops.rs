@@ -685,6 +685,16 @@ fn build_work(
     Ok(out)
 }
 
+/// See [`Lookup::stats`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub builds_building: u64,
+    pub builds_completed: u64,
+    pub builds_failed: u64,
+}
+
 /// What an asset request resolved to.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -946,6 +956,33 @@ impl Lookup {
     }
 
     /// The SIDs of builds still `building` (left by a restart, or not yet picked up).
+    /// Figures for the metrics page: blobs and their bytes (gzip variants included), and
+    /// builds by status (`building`, `completed`, `failed`). Reads every blob and build row:
+    /// meant for a scrape every few seconds, not for the hot path.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let mut st = StoreStats::default();
+        for item in self.txn.open_table(BLOBS)?.iter()? {
+            let (_, v) = item?;
+            if let Some(meta) = BlobMeta::decode(v.value()) {
+                st.blobs += 1;
+                st.blob_bytes += meta.size;
+                if let GzipState::Some { size, .. } = meta.gzip {
+                    st.blob_bytes += size;
+                }
+            }
+        }
+        for item in self.txn.open_table(BUILDS)?.iter()? {
+            let (_, v) = item?;
+            let b: Build = decode_json(v.value())?;
+            match b.status.as_str() {
+                BUILDING => st.builds_building += 1,
+                "completed" => st.builds_completed += 1,
+                _ => st.builds_failed += 1,
+            }
+        }
+        Ok(st)
+    }
+
     pub fn unfinished_builds(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for item in self.txn.open_table(BUILDS)?.iter()? {

@@ -394,9 +394,36 @@ async function main() {
       await dlg.getByRole('button', { name: 'Close', exact: true }).click();
     });
 
+    await step('Share link of the protected asset: pick a lifetime, create, copy; the link opens it', async () => {
+      await rowMenu('/secret.json', 'Share link…');
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('#share-ttl').waitFor();
+      await dlg.locator('#share-ttl').selectOption({ label: '1 hour' });
+      assert(await dlg.locator('#share-copy').isDisabled(), 'nothing to copy before a link is made');
+      const before = Math.floor(Date.now() / 1000);
+      await dlg.locator('#share-create').click();
+      await page.waitForFunction(() => document.querySelector('#share-url').value.includes('Signature='));
+      const link = await dlg.locator('#share-url').inputValue();
+      const m = link.match(/^(.+)\?Expires=(\d+)&Signature=([A-Za-z0-9_-]+)$/);
+      assert(m && m[1] === protectedUrl, `share link ${link}`);
+      const expires = Number(m[2]);
+      assert(expires >= before + 3600 - 5 && expires <= before + 3600 + 60, `expires in about an hour: ${expires - before} s`);
+      assert((await dlg.locator('#share-expires').innerText()).includes('until'), 'says until when');
+      await dlg.locator('#share-copy').click();
+      await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('Signature='));
+      assert(await clipboard() === link, 'copied the link');
+      const res = await fetchUrl(link);
+      assert(res.status === 200 && res.body.includes('only with a signature'), `share link GET ${res.status}`);
+      const tampered = link.replace(`Expires=${expires}`, `Expires=${expires + 1}`);
+      assert((await fetchUrl(tampered)).status === 403, 'a tampered link is 403');
+      await shot('1280-share-link');
+      await dlg.getByRole('button', { name: 'Close', exact: true }).click();
+    });
+
     await step('the private asset has no Copy URL and answers 404', async () => {
       await row('/config.json').getByRole('button', { name: 'Actions for /config.json' }).click();
       assert(await page.getByRole('menuitem', { name: 'Copy URL' }).count() === 0, 'no Copy URL for private');
+      assert(await page.getByRole('menuitem', { name: 'Share link…' }).count() === 0, 'no Share link for private');
       await page.keyboard.press('Escape');
       const url = protectedUrl.replace(/\/secret\.json$/, '/config.json');
       assert((await fetchUrl(url)).status === 404, 'private is 404');

@@ -53,6 +53,7 @@ pub(super) async fn receive(
         return Ok(empty());
     }
     if declared.is_some_and(|n| n > limit) {
+        config.stats.body_too_large.fetch_add(1, Ordering::Relaxed); // metrics
         // Not read at all: the handler answers 413 from `body_len`, and the unread body makes
         // hyper close the connection after the reply.
         let e = io::Error::other(format!(
@@ -66,6 +67,7 @@ pub(super) async fn receive(
     loop {
         let frame = match tokio::time::timeout(config.io_timeout, incoming.frame()).await {
             Err(_) => {
+                config.stats.body_stalls.fetch_add(1, Ordering::Relaxed); // metrics
                 let secs = config.io_timeout.as_secs();
                 return Err((
                     408,
@@ -86,6 +88,7 @@ pub(super) async fn receive(
         };
         total += data.len() as u64;
         if total > limit {
+            config.stats.body_too_large.fetch_add(1, Ordering::Relaxed); // metrics
             return Err((
                 413,
                 format!(

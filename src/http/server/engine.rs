@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -152,7 +152,11 @@ async fn accept_loop(
 ) {
     let permits = Arc::new(Semaphore::new(max_connections));
     let mut last_report: Option<Instant> = None;
+    let stats = shared.config.stats.clone();
     loop {
+        if permits.available_permits() == 0 {
+            stats.cap_waits.fetch_add(1, Ordering::Relaxed); // metrics
+        }
         let permit = tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
@@ -168,6 +172,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, remote)) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed); // metrics
                 let conn = connection(stream, remote, shared.clone(), stop.clone(), permit);
                 tokio::spawn(conn);
             }
@@ -175,6 +180,7 @@ async fn accept_loop(
             // little (connections that finish free some) and go on; anything else (a peer
             // that reset before it was accepted) is retried at once.
             Err(e) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed); // metrics
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -209,6 +215,10 @@ async fn connection(
     let remote = canonical(remote);
     let tail = Arc::new(Mutex::new(Vec::new()));
     let config = &shared.config;
+    // metrics: open connections, and which limit a connection ended on.
+    let stats = config.stats.clone();
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    let served = Arc::new(AtomicU64::new(0));
     let max_buf = config.max_head_bytes.max(8192);
     let io = TokioIo::new(Guarded {
         stream,
@@ -216,6 +226,7 @@ async fn connection(
         stall: None,
         tail: tail.clone(),
         tail_keep: max_buf + 1024,
+        stats: stats.clone(),
     });
     let mut builder = http1::Builder::new();
     builder
@@ -225,20 +236,33 @@ async fn connection(
         .max_headers(config.max_headers)
         .keep_alive(true);
     let for_service = shared.clone();
+    let counted = served.clone();
     let service = service_fn(move |req| {
+        counted.fetch_add(1, Ordering::Relaxed); // metrics
         let shared = for_service.clone();
         let tail = tail.clone();
         async move { Ok::<_, Infallible>(answer(&shared, req, remote, &tail).await) }
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            conn.await
         }
+    };
+    // metrics: hyper's head timeout bounds the first head and the keep-alive wait alike.
+    if ended.is_err_and(|e| e.is_timeout()) {
+        let first = served.load(Ordering::Relaxed) == 0;
+        let counter = if first {
+            &stats.head_timeouts
+        } else {
+            &stats.idle_timeouts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
+    stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// IPv4 clients of an IPv6 listener are reported by their IPv4 address.
@@ -463,6 +487,7 @@ struct Guarded {
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     tail: Arc<Mutex<Vec<u8>>>,
     tail_keep: usize,
+    stats: Arc<super::EngineStats>,
 }
 
 impl Guarded {
@@ -476,10 +501,10 @@ impl Guarded {
             .stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer stopped reading",
-            ))),
+            Poll::Ready(()) => Poll::Ready(Err({
+                self.stats.write_stalls.fetch_add(1, Ordering::Relaxed); // metrics
+                io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
+            })),
             Poll::Pending => Poll::Pending,
         }
     }

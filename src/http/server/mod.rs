@@ -19,6 +19,8 @@ pub use engine::{Server, ShutdownHandle};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Request bodies up to this size are kept in memory; larger ones are spooled to a file.
@@ -59,6 +61,33 @@ pub struct ServerConfig {
     /// `SO_SNDBUF` of accepted sockets, which bounds the data queued to a slow reader and
     /// keeps the tail latency of large downloads low; 0 leaves the system default.
     pub send_buffer: usize,
+    /// Counters the engine keeps (connections, and what each limit cut); the application
+    /// reads them for `/metrics`.
+    pub stats: Arc<EngineStats>,
+}
+
+/// What the engine counts: relaxed atomic adds, never a lock (they cost nothing measurable).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections accepted since the start.
+    pub accepted: AtomicU64,
+    /// Accepts that had to wait because [`ServerConfig::max_connections`] were open.
+    pub cap_waits: AtomicU64,
+    /// Accept errors (out of descriptors or memory: the connection stays in the queue).
+    pub accept_errors: AtomicU64,
+    /// Connections closed because their first request head did not arrive in time.
+    pub head_timeouts: AtomicU64,
+    /// Connections closed because a later request head did not arrive in time (an idle
+    /// keep-alive connection, or a slow second head).
+    pub idle_timeouts: AtomicU64,
+    /// Requests refused because their body made no progress (408).
+    pub body_stalls: AtomicU64,
+    /// Connections cut because the peer stopped reading a response.
+    pub write_stalls: AtomicU64,
+    /// Request bodies refused past their size cap (413).
+    pub body_too_large: AtomicU64,
 }
 
 impl ServerConfig {
@@ -75,6 +104,7 @@ impl ServerConfig {
             max_body_bytes: 32 * 1024 * 1024,
             spool_dir: None,
             send_buffer: 256 * 1024,
+            stats: Arc::default(),
         }
     }
 }
