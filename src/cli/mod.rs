@@ -182,6 +182,7 @@ const COMMANDS: &[&str] = &[
     "import",
     "account",
     "sign",
+    "share",
     "toolkit-proxy",
     "help",
 ];
