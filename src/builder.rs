@@ -61,12 +61,17 @@ impl Builder {
                 let mut pause = RETRY_PAUSE;
                 loop {
                     let sid = me.next();
+                    let started = std::time::Instant::now();
                     // A bug in one build must not stop the builder: it fails that build.
                     let outcome = catch_unwind(AssertUnwindSafe(|| run(&store, &sid)))
                         .unwrap_or_else(|_| {
                             eprintln!("assetd: build {sid} failed: the build step panicked");
                             record(&store, &sid, false)
                         });
+                    if let Outcome::Finished(status) = &outcome {
+                        crate::metrics::get()
+                            .build_finished(status == "completed", started.elapsed());
+                    }
                     if outcome == Outcome::Retry {
                         std::thread::sleep(pause);
                         pause = (pause * 2).min(MAX_RETRY_PAUSE);
@@ -85,6 +90,7 @@ impl Builder {
         if !q.contains(&build_sid) {
             q.push_back(build_sid);
         }
+        set_queue_gauge(q.len());
         self.wake.notify_one();
     }
 
@@ -92,11 +98,18 @@ impl Builder {
         let mut q = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(sid) = q.pop_front() {
+                set_queue_gauge(q.len());
                 return sid;
             }
             q = self.wake.wait(q).unwrap_or_else(PoisonError::into_inner);
         }
     }
+}
+
+fn set_queue_gauge(len: usize) {
+    crate::metrics::get()
+        .build_queue
+        .store(len as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs the build step of one build once.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod compress;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod project;
 #[cfg(test)]

@@ -56,6 +56,7 @@ pub fn read(dir: &Path) -> Result<Project, ProjectError> {
     if !dir.is_dir() {
         return err(format!("{} is not a directory", dir.display()));
     }
+    refuse_assets_folder(dir)?;
     let Some(assets_dir) = ASSET_DIRS.iter().map(|d| dir.join(d)).find(|d| d.is_dir()) else {
         return err(format!(
             "Invalid Serverless Project Structure: {} has neither an assets/ nor a static/ directory",
@@ -114,6 +115,52 @@ pub fn read(dir: &Path) -> Result<Project, ProjectError> {
         files,
         skipped,
     })
+}
+
+/// `deploy demo/assets` where `demo` is the project: `demo/assets` may hold an `assets/`
+/// folder of its own (`assets/assets/index.html`), so it reads as a project whose only files are
+/// those, and the others would be dropped without a word. A directory named `assets` or
+/// `static` that holds files beside its own `assets/`/`static/` is refused, naming the parent.
+fn refuse_assets_folder(dir: &Path) -> Result<(), ProjectError> {
+    let full = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let Some(name) = full.file_name().and_then(|n| n.to_str()) else {
+        return Ok(());
+    };
+    if !ASSET_DIRS.contains(&name) {
+        return Ok(());
+    }
+    let loose = fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && !ASSET_DIRS.contains(&n.as_ref())
+            })
+        })
+        .unwrap_or(false);
+    if !loose {
+        return Ok(());
+    }
+    let parent = full
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    err(format!(
+        "{} looks like a project's {name}/ folder, not a project: its files outside {name}/ would not be deployed. Give the project directory: {parent}",
+        dir.display()
+    ))
+}
+
+impl Project {
+    /// Files whose name the toolkit rules rewrote beyond the visibility token (whitespace
+    /// becomes `-`): (file as on disk, URL path).
+    pub fn renamed(&self) -> Vec<(String, String)> {
+        self.files
+            .iter()
+            .filter(|f| f.relative.chars().any(char::is_whitespace))
+            .map(|f| (f.relative.clone(), f.path.as_str().to_string()))
+            .collect()
+    }
 }
 
 fn walk(

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
@@ -326,6 +326,158 @@ fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+// ---- Share links ---------------------------------------------------------------------------
+
+/// The query parameter of a share link that holds its expiry (Unix seconds).
+pub const SHARE_EXPIRES_PARAM: &str = "Expires";
+/// The query parameter of a share link that holds its signature.
+pub const SHARE_SIGNATURE_PARAM: &str = "Signature";
+
+/// SECURITY: the domain-separation prefix of share-link MACs. A share link is HMAC-SHA256 over
+/// this prefix and a structured message; an `X-Twilio-Signature` is HMAC-SHA1 over a URL
+/// (which starts with a scheme, never with this prefix). Different hash, different length
+/// (32 vs 20 bytes), different alphabet (base64url vs standard), different message space: a
+/// value valid as one can never be valid as the other.
+const SHARE_DOMAIN: &[u8] = b"assetd-share-link-v1\0";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What a request's share-link parameters amount to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShareCheck {
+    /// The URL carries no share-link parameters.
+    Absent,
+    /// Valid and unexpired.
+    Valid,
+    /// Valid but expired at this Unix time.
+    Expired(u64),
+    /// Malformed, tampered with, made with another token, for another URL, or valid for
+    /// longer than the server's maximum lifetime.
+    Invalid,
+}
+
+/// `scheme`, lower-cased `host[:port]` without the scheme's default port, and the path (as
+/// written, without query or fragment) of an absolute URL; `None` when it is not one.
+fn share_parts(url: &str) -> Option<(String, String, &str, &str)> {
+    let p = UrlParts::parse(url)?;
+    let scheme = p.scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let mut host = p.host.to_ascii_lowercase();
+    if let Some(port) = p.port
+        && port != default_port(&scheme)
+    {
+        host = format!("{host}:{port}");
+    }
+    let cut = p.rest.find(['?', '#']).unwrap_or(p.rest.len());
+    let path = if cut == 0 { "/" } else { &p.rest[..cut] };
+    let query = p.rest[cut..]
+        .strip_prefix('?')
+        .map_or("", |q| q.split('#').next().unwrap_or(""));
+    Some((scheme, host, path, query))
+}
+
+fn share_mac(
+    token: &str,
+    scheme: &str,
+    host: &str,
+    path: &str,
+    expires: u64,
+) -> Option<HmacSha256> {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(token.as_bytes()).ok()?;
+    // Fields separated by NUL, which none of them can hold: no two field lists give the same
+    // message.
+    for part in [
+        SHARE_DOMAIN,
+        scheme.as_bytes(),
+        b"\0",
+        host.as_bytes(),
+        b"\0",
+        path.as_bytes(),
+        b"\0",
+    ] {
+        mac.update(part);
+    }
+    mac.update(expires.to_string().as_bytes());
+    Some(mac)
+}
+
+/// The share link for `url` (an absolute http(s) URL; its query and fragment are dropped)
+/// valid until `expires` (Unix seconds): `url?Expires=…&Signature=…`, keyed with `token`.
+/// `None` for a malformed URL or an empty token.
+pub fn share_url(token: &str, url: &str, expires: u64) -> Option<String> {
+    if token.is_empty() {
+        return None;
+    }
+    let (scheme, host, path, _) = share_parts(url)?;
+    let mac = share_mac(token, &scheme, &host, path, expires)?;
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    Some(format!(
+        "{}?{SHARE_EXPIRES_PARAM}={expires}&{SHARE_SIGNATURE_PARAM}={sig}",
+        &url[..end]
+    ))
+}
+
+/// Checks the share-link parameters of `url` (the URL the client used) at time `now`:
+/// the signature must be `token`'s over this scheme, host, path and expiry, and the expiry no
+/// later than `now + max_lifetime`. Other query parameters are ignored (not signed).
+pub fn share_check(token: &str, url: &str, now: u64, max_lifetime: u64) -> ShareCheck {
+    let Some((scheme, host, path, query)) = share_parts(url) else {
+        return ShareCheck::Invalid;
+    };
+    let (mut expires, mut sig) = (None, None);
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = match k {
+            SHARE_EXPIRES_PARAM => &mut expires,
+            SHARE_SIGNATURE_PARAM => &mut sig,
+            _ => continue,
+        };
+        // SECURITY: a parameter given twice is ambiguous (which one did the signer mean?).
+        if slot.replace(v).is_some() {
+            return ShareCheck::Invalid;
+        }
+    }
+    let (expires, sig) = match (expires, sig) {
+        (None, None) => return ShareCheck::Absent,
+        (Some(e), Some(s)) => (e, s),
+        _ => return ShareCheck::Invalid,
+    };
+    // Exactly the digits the signer wrote: no sign, no leading zeros, so one expiry has one
+    // spelling.
+    let canonical = !expires.is_empty()
+        && expires.len() <= 19
+        && expires.bytes().all(|b| b.is_ascii_digit())
+        && (expires == "0" || !expires.starts_with('0'));
+    let Some(expires_at) = canonical.then(|| expires.parse::<u64>().ok()).flatten() else {
+        return ShareCheck::Invalid;
+    };
+    if token.is_empty() {
+        return ShareCheck::Invalid;
+    }
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(sig) else {
+        return ShareCheck::Invalid;
+    };
+    let Some(mac) = share_mac(token, &scheme, &host, path, expires_at) else {
+        return ShareCheck::Invalid;
+    };
+    // SECURITY: constant-time comparison of the full 32-byte tag.
+    if tag.len() != 32 || mac.verify_slice(&tag).is_err() {
+        return ShareCheck::Invalid;
+    }
+    // SECURITY: the lifetime cap is enforced when the link is used, not only when it is made,
+    // so a link minted offline with `--token` for a year is refused.
+    if expires_at > now.saturating_add(max_lifetime) {
+        return ShareCheck::Invalid;
+    }
+    if now >= expires_at {
+        return ShareCheck::Expired(expires_at);
+    }
+    ShareCheck::Valid
+}
+
 /// Constant-time byte comparison (length is not secret).
 // SECURITY: no early exit on the first differing byte.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -339,6 +491,68 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_links_verify_and_refuse_tampering() {
+        let url = "http://svc-1234-dev.localhost:8080/secret.mp3";
+        let link = share_url("tok", url, 1000).unwrap();
+        assert!(
+            link.starts_with(
+                "http://svc-1234-dev.localhost:8080/secret.mp3?Expires=1000&Signature="
+            )
+        );
+        assert_eq!(share_check("tok", &link, 900, 3600), ShareCheck::Valid);
+        assert_eq!(
+            share_check("tok", &link, 1000, 3600),
+            ShareCheck::Expired(1000)
+        );
+        assert_eq!(share_check("other", &link, 900, 3600), ShareCheck::Invalid);
+        // past the maximum lifetime at the time of use
+        assert_eq!(share_check("tok", &link, 900, 50), ShareCheck::Invalid);
+        assert_eq!(share_check("tok", url, 900, 3600), ShareCheck::Absent);
+        for bad in [
+            link.replace("Expires=1000", "Expires=1001"),
+            link.replace("Expires=1000", "Expires=01000"),
+            link.replace("secret.mp3", "secret.mp4"),
+            link.replace("-dev.", "-stage."),
+            link.replace("http://", "https://"),
+            link.replace(":8080", ":8081"),
+            format!("{link}&Expires=1000"),
+            link.split("&Signature").next().unwrap().to_string(),
+            format!("{}A", link),
+        ] {
+            assert_eq!(
+                share_check("tok", &bad, 900, 3600),
+                ShareCheck::Invalid,
+                "{bad}"
+            );
+        }
+        // Host case and the default port do not matter; other parameters are not signed.
+        let upper = link.replace("svc-1234-dev.localhost", "SVC-1234-DEV.localhost");
+        assert_eq!(share_check("tok", &upper, 900, 3600), ShareCheck::Valid);
+        let p80 = share_url("tok", "http://a.localhost/x", 1000).unwrap();
+        let with80 = p80.replace("a.localhost/", "a.localhost:80/");
+        assert_eq!(share_check("tok", &with80, 900, 3600), ShareCheck::Valid);
+        assert_eq!(
+            share_check("tok", &format!("{link}&x=1"), 900, 3600),
+            ShareCheck::Valid
+        );
+    }
+
+    #[test]
+    fn share_signature_is_never_a_twilio_signature() {
+        let url = "http://a.localhost/x";
+        let link = share_url("tok", url, 1000).unwrap();
+        let share_sig = link.rsplit('=').next().unwrap();
+        assert!(!verify("tok", url, &[], Some(b""), share_sig));
+        assert!(!verify("tok", &link, &[], Some(b""), share_sig));
+        let twilio = compute("tok", url, &[]);
+        let forged = format!("{url}?Expires=1000&Signature={twilio}");
+        assert_eq!(share_check("tok", &forged, 900, 3600), ShareCheck::Invalid);
+        let twilio_of_link = compute("tok", &format!("{url}?Expires=1000"), &[]);
+        let forged = format!("{url}?Expires=1000&Signature={twilio_of_link}");
+        assert_eq!(share_check("tok", &forged, 900, 3600), ShareCheck::Invalid);
+    }
 
     const VECTORS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -38,7 +38,7 @@ export class ApiError extends Error {
   }
 }
 
-const AUTH_FAILED = 'Sign-in failed: this Account SID (or API key SID) and auth token (or secret) do not match. Run "assetd account" on the server to see the main account\'s credentials.';
+const AUTH_FAILED = 'Sign-in failed: this Account SID (or API key SID) and auth token (or secret) do not match. "assetd serve" printed the main account\'s credentials on its first start; "assetd account" prints them again while the server is stopped.';
 
 function basic(user, secret) {
   const bytes = new TextEncoder().encode(`${user}:${secret}`);
@@ -197,6 +197,8 @@ export class Api {
   builds(s) { return this.list(`/v1/Services/${enc(s)}/Builds`, 'builds'); }
   build(s, b) { return this.get(`/v1/Services/${enc(s)}/Builds/${enc(b)}`); }
   buildStatus(s, b) { return this.get(`/v1/Services/${enc(s)}/Builds/${enc(b)}/Status`); }
+  /** A share link to the asset at `url` (protected or public), valid for `ttl` seconds. */
+  shareLink(url, ttl) { return this.post('/v1/ShareLinks', { Url: url, Ttl: String(ttl) }); }
   createBuild(s, versionSids) { return this.post(`/v1/Services/${enc(s)}/Builds`, { AssetVersions: versionSids }); }
 
   /**

@@ -104,7 +104,7 @@ function renderSignIn(message) {
   replace(main, h('section', { class: 'signin' },
     h('div', { class: 'signin-card card' },
       h('h1', {}, 'Sign in to assetd'),
-      h('p', { class: 'muted' }, 'Use the Account SID and auth token that ', h('code', {}, 'assetd account'), ' prints on the server, or an API key.'),
+      h('p', { class: 'muted' }, 'Use the Account SID and auth token that ', h('code', {}, 'assetd serve'), ' printed on its first start (', h('code', {}, 'assetd account'), ' prints them again while the server is stopped), or an API key.'),
       notice, form)));
   user.focus();
 }

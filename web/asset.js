@@ -42,6 +42,7 @@ export function assetMenuItems(view, row) {
   }
   if (vis === 'protected') {
     items.push({ label: 'Copy signed curl command', onSelect: () => copySignedCurl(view, row) });
+    items.push({ label: 'Share link…', onSelect: () => shareDialog(view, row) });
   }
   items.push('separator');
   if (row.latest) {
@@ -120,6 +121,74 @@ async function copySignedCurl(view, row, button = null, status = null) {
   toast(ok ? 'Copied the signed curl command.' : 'Could not copy to the clipboard; copy it from here:', ok ? 'success' : 'error', { detail: s.command, timeout: 8000 });
 }
 
+/** Lifetimes offered for a share link (the server refuses more than its maximum, 7 days by default). */
+const SHARE_TTLS = [
+  ['1 hour', 3600],
+  ['1 day', 86400],
+  ['7 days', 7 * 86400],
+];
+
+/**
+ * The "Share link" dialog of a protected asset: pick how long the link works, create it (the
+ * server signs it with the account's token, so this works with an API key too), copy it.
+ * Anyone with the link can open the file until it expires; promoting a new auth token
+ * revokes every link.
+ */
+function shareDialog(view, row) {
+  const url = urlOf(view, row);
+  if (!url) {
+    toast('Create an environment first: asset URLs belong to an environment.', 'error');
+    return;
+  }
+  const path = pathOf(row);
+  const ttl = h('select', { id: 'share-ttl', name: 'ttl' },
+    SHARE_TTLS.map(([label, secs], i) => h('option', { value: String(secs), selected: i === 1 }, label)));
+  const out = h('input', { readonly: true, id: 'share-url', class: 'mono', 'aria-label': 'Share link', placeholder: 'Create a link first' });
+  out.addEventListener('focus', () => out.select());
+  const expires = h('p', { class: 'hint', id: 'share-expires', role: 'status' });
+  const err = errorBox();
+  const copied = h('span', { class: 'visually-hidden', role: 'status' });
+  const create = h('button', { type: 'button', class: 'btn btn-primary', id: 'share-create' }, 'Create link');
+  const copy = h('button', { type: 'button', class: 'btn', id: 'share-copy', disabled: true }, 'Copy link');
+  let closeFn;
+  const close = h('button', { type: 'button', class: 'btn', onclick: () => closeFn() }, 'Close');
+  create.addEventListener('click', async () => {
+    create.disabled = true;
+    err.show(null);
+    try {
+      const r = await view.api.shareLink(url, Number(ttl.value));
+      out.value = r.url;
+      expires.textContent = `Anyone with this link can open ${path} until ${formatDate(r.date_expires)}.`;
+      copy.disabled = false;
+      copy.focus();
+    } catch (e) {
+      err.show(`Cannot create a share link: ${e.message}`);
+    }
+    create.disabled = false;
+  });
+  copy.addEventListener('click', async () => {
+    if (await copyText(out.value)) confirmOnButton(copy, copied, 'Copied the share link to the clipboard.');
+    else toast('Could not copy to the clipboard; copy it from the field.', 'error');
+  });
+  ttl.addEventListener('change', () => {
+    out.value = '';
+    expires.textContent = '';
+    copy.disabled = true;
+  });
+  openDialog({
+    title: `Share ${path}`,
+    actions: [close],
+    build: (_d, c) => {
+      closeFn = c;
+      return h('div', { class: 'share' },
+        h('p', { class: 'muted small' }, 'A link that opens this protected file in any browser, without a signature header, until it expires. Rotating the auth token revokes it.'),
+        field('Link works for', ttl),
+        h('div', { class: 'url-row' }, field('Link', out), create, copy),
+        expires, err, copied);
+    },
+  });
+}
+
 /** Uploads `blob` as a new version of the row's asset; returns the version. */
 async function newVersion(view, row, { path, visibility, blob, onProgress = null }) {
   const v = await view.api.uploadVersion(view.service.sid, row.asset.sid, { path, visibility, blob, filename: path.split('/').pop() || 'index' }, { onProgress });
@@ -140,7 +209,7 @@ async function setVisibility(view, row, visibility) {
     const blob = await view.api.content(view.service.sid, row.asset.sid, row.latest.sid);
     await newVersion(view, row, { path, visibility, blob });
     note.remove();
-    toast(`${path} is now ${visibility}. Deploy All to apply it to ${view.env ? envName(view.env) : 'an environment'}.`, 'success');
+    toast(`${path} is now ${visibility}. Deploy All to apply it to ${view.env ? envName(view.env) : 'an environment'}.`, 'success', { tag: 'undeployed' });
     await view.refresh();
     focusRow(view, path);
   } catch (e) {
@@ -186,7 +255,7 @@ function renameDialog(view, row) {
           renamed = true;
           await newVersion(view, row, { path, visibility: row.latest.visibility, blob });
           close(path);
-          toast(`Renamed ${old} to ${path}. Deploy All to apply it.`, 'success');
+          toast(`Renamed ${old} to ${path}. Deploy All to apply it.`, 'success', { tag: 'undeployed' });
           await view.refresh();
           focusRow(view, path);
         } catch (ex) {
@@ -371,7 +440,7 @@ export function openAssetDialog(view, row) {
         try {
           await newVersion(view, row, { path, visibility: v.visibility, blob: newBlob });
           closeFn();
-          toast(`Saved a new version of ${path}. Deploy All to make it live.`, 'success');
+          toast(`Saved a new version of ${path}. Deploy All to make it live.`, 'success', { tag: 'undeployed' });
           await view.refresh();
           focusRow(view, path);
         } catch (e) {

@@ -92,12 +92,17 @@ export function icon(name, cls = '') {
 /** Most toasts shown at once; older ones give way. */
 const MAX_TOASTS = 3;
 
+/** Removes the toasts shown with `tag`: their state is superseded ("Deploy All to make it live" once deployed). */
+export function clearToasts(tag) {
+  for (const el of document.querySelectorAll(`.toast[data-tag="${tag}"]`)) el.remove();
+}
+
 /**
  * Shows a short message; `kind` is `info`, `success` or `error`; `detail` is shown as code
  * (a URL, a command). While a modal dialog is open the toast is shown inside it, since the
  * rest of the page is inert and covered then. Returns the element.
  */
-export function toast(message, kind = 'info', { timeout = 5000, detail = null } = {}) {
+export function toast(message, kind = 'info', { timeout = 5000, detail = null, tag = null } = {}) {
   const dialogs = document.querySelectorAll('dialog[open]');
   const top = dialogs.length ? dialogs[dialogs.length - 1] : null;
   let region = document.getElementById('toasts');
@@ -112,6 +117,7 @@ export function toast(message, kind = 'info', { timeout = 5000, detail = null } 
     h('span', { class: 'toast-text' }, message),
     detail ? h('code', { class: 'toast-detail' }, detail) : null,
     h('button', { class: 'icon-btn toast-close', type: 'button', 'aria-label': 'Dismiss', onclick: () => el.remove() }, icon('close')));
+  if (tag) el.dataset.tag = tag;
   region.append(el);
   while (region.children.length > MAX_TOASTS) region.firstElementChild.remove();
   if (timeout) setTimeout(() => el.remove(), timeout);

@@ -20,10 +20,13 @@ export async function renderHistory(panel, view) {
     h('section', { class: 'card', 'aria-labelledby': 'deployments-title' },
       h('div', { class: 'pane-toolbar' }, h('h2', { id: 'deployments-title' }, `Deployments to ${envName(env)}`)),
       deps),
+    // Every build of the service, folded: the deployments above are the timeline, and this
+    // list (which repeats their builds) is for deploying one that was never deployed here.
     h('section', { class: 'card', 'aria-labelledby': 'builds-title' },
-      h('div', { class: 'pane-toolbar' }, h('h2', { id: 'builds-title' }, 'Builds'),
-        h('p', { class: 'muted small' }, 'Every build of this service, newest first. Builds never change; deploying one switches the environment at once.')),
-      builds));
+      h('details', { id: 'all-builds' },
+        h('summary', { class: 'pane-toolbar' }, h('h2', { id: 'builds-title', class: 'inline' }, 'All builds of this service'),
+          h('p', { class: 'muted small' }, 'Newest first. Builds never change; deploying one switches the environment at once.')),
+        builds)));
   let deployments;
   let buildList;
   let fresh;
@@ -67,7 +70,7 @@ export async function renderHistory(panel, view) {
     replace(deps, h('p', { class: 'empty muted' }, `Nothing has been deployed to ${envName(env)} yet. Use Deploy All on the Assets tab.`));
   } else {
     let liveShown = false;
-    const rows = deployments.map((d) => {
+    const rows = deployments.map((d, i) => {
       const b = bySid.get(d.build_sid);
       const isLive = d.build_sid === live && !liveShown;
       if (isLive) liveShown = true;
@@ -86,13 +89,15 @@ export async function renderHistory(panel, view) {
         h('td', { class: 'nowrap' }, when),
         h('td', {}, h('code', { class: 'sid' }, d.build_sid)),
         h('td', { class: 'hide-sm' }, b ? `${b.asset_versions.length} asset${b.asset_versions.length === 1 ? '' : 's'}` : h('span', { class: 'muted' }, 'removed')),
+        h('td', { class: 'changes' }, changes(b, deployments[i + 1] ? bySid.get(deployments[i + 1].build_sid) : null, !deployments[i + 1])),
         h('td', { class: 'actions' }, action));
     });
     replace(deps, h('table', { class: 'table table-stack', id: 'deployments' },
       h('caption', { class: 'visually-hidden' }, `Deployments to ${envName(env)}, newest first`),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Deployed'), h('th', { scope: 'col' }, 'Build'),
-        h('th', { scope: 'col', class: 'hide-sm' }, 'Assets'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Action')))),
+        h('th', { scope: 'col', class: 'hide-sm' }, 'Assets'), h('th', { scope: 'col' }, 'Changes'),
+        h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Action')))),
       h('tbody', {}, rows)));
   }
 
@@ -121,4 +126,26 @@ export async function renderHistory(panel, view) {
         }, `Deploy to ${envName(env)}`));
   });
   replace(builds, h('ul', { class: 'build-list', id: 'builds' }, items));
+}
+
+/**
+ * What a deployment changed against the one before it: counts, expandable to the paths
+ * (a path whose version differs is changed). `first`: the environment's first deployment.
+ */
+function changes(build, before, first) {
+  if (!build) return h('span', { class: 'muted' }, 'build removed');
+  const now = new Map(build.asset_versions.map((v) => [v.path, v.sid]));
+  if (first) return h('span', { class: 'muted small' }, `first deployment: ${now.size} file${now.size === 1 ? '' : 's'}`);
+  if (!before) return h('span', { class: 'muted' }, 'previous build removed');
+  const old = new Map(before.asset_versions.map((v) => [v.path, v.sid]));
+  const added = [...now.keys()].filter((p) => !old.has(p)).sort();
+  const changed = [...now.keys()].filter((p) => old.has(p) && old.get(p) !== now.get(p)).sort();
+  const removed = [...old.keys()].filter((p) => !now.has(p)).sort();
+  if (!added.length && !changed.length && !removed.length) return h('span', { class: 'muted small' }, 'no change');
+  const list = (label, paths) => (paths.length
+    ? h('li', {}, `${label}: `, paths.map((p, j) => [j ? ', ' : '', h('code', {}, p)]))
+    : null);
+  return h('details', { class: 'changes-detail' },
+    h('summary', {}, `${added.length} added, ${changed.length} changed, ${removed.length} removed`),
+    h('ul', { class: 'change-paths' }, list('added', added), list('changed', changed), list('removed', removed)));
 }

@@ -1,7 +1,7 @@
 // One service: its environments (domain, URL, active build), the Assets pane (status per
 // asset, Add+, Deploy All) and the History tab.
 
-import { h, replace, field, errorBox, openDialog, confirmDialog, toast, icon, menuButton, formatBytes, openMenu, toggleMenu } from './dom.js';
+import { h, replace, field, errorBox, openDialog, confirmDialog, toast, clearToasts, icon, menuButton, formatBytes, openMenu, toggleMenu } from './dom.js';
 import { pool, sizeProblem } from './api.js';
 import { assetUrl } from './urls.js';
 import { openUploadDialog, openEditorDialog } from './upload.js';
@@ -104,8 +104,8 @@ class ServiceView {
       h('div', { class: 'page-header' },
         h('div', { class: 'title-block' },
           h('h1', {}, s.friendly_name),
-          h('p', { class: 'muted small' }, h('code', {}, s.unique_name), ' · ', h('code', { class: 'sid' }, s.sid))),
-        h('button', { type: 'button', class: 'btn btn-danger-ghost', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
+          h('p', { class: 'muted small' }, s.unique_name !== s.friendly_name ? [h('code', {}, s.unique_name), ' · '] : null, h('code', { class: 'sid' }, s.sid))),
+        h('button', { type: 'button', class: 'btn btn-danger-ghost', id: 'delete-service', onclick: () => deleteService(this.ctx, this.service) }, 'Delete service')),
       this.envCard, tablist, this.panel));
     this.renderEnvCard();
   }
@@ -323,7 +323,7 @@ class ServiceView {
           activeAssets.add(v.asset_sid);
         }
       }
-      if (!current()) return;
+      if (!current()) return true;
       if (env && this.env && env.sid === this.env.sid) {
         envChanged = this.env.build_sid !== env.build_sid;
         this.env = env;
@@ -334,15 +334,16 @@ class ServiceView {
       this.rows = assets.map((asset, i) => ({ asset, latest: latest[i], info: infos[i], versions: versions[i] }))
         .sort((a, b) => pathOf(a).localeCompare(pathOf(b)));
     } catch (e) {
-      if (!current()) return;
+      if (!current()) return false;
       this.list.removeAttribute('aria-busy');
       const err = errorBox();
       err.show(`Cannot load the assets: ${e.message}`);
       replace(this.list, h('li', {}, err));
-      return;
+      return false;
     }
     if (envChanged) this.renderEnvCard();
     this.renderList();
+    return true;
   }
 
   statusOf(row) {
@@ -453,7 +454,11 @@ class ServiceView {
       // What another tab or client changed since this list was loaded must be in the build:
       // deploying a stale list would take their newer assets offline.
       this.showDeploy('progress', 'Checking for changes made elsewhere…', 5);
-      await this.refresh();
+      // A failed refresh leaves the old list: no verdict may be drawn from it.
+      if (!(await this.refresh())) {
+        if (this.alive) this.showDeploy('error', 'Deploy failed: cannot load the current assets from the server.');
+        return;
+      }
       if (!this.alive) return;
       const rows = this.rows.filter((r) => r.latest);
       if (!rows.length) {
@@ -470,6 +475,7 @@ class ServiceView {
       sids = rows.map((r) => r.latest.sid);
       if (this.env.build_sid && sids.length === this.active.size && sids.every((x) => this.active.has(x))) {
         this.showDeploy('success', `${envName(env)} already serves the latest version of every asset.`);
+        clearToasts('undeployed');
         return;
       }
       proceed = true;
@@ -481,7 +487,12 @@ class ServiceView {
     }
     try {
       this.showDeploy('progress', `Building ${sids.length} asset${sids.length === 1 ? '' : 's'}…`, 15);
-      const build = await this.api.createCompletedBuild(S, sids);
+      // An earlier build with exactly these versions (after a rollback, say) is deployed again
+      // rather than duplicated.
+      const want = [...sids].sort().join(',');
+      const same = (await this.api.builds(S)).find((b) => b.status === 'completed'
+        && b.asset_versions.map((v) => v.sid).sort().join(',') === want);
+      const build = same || await this.api.createCompletedBuild(S, sids);
       this.buildCache.delete(build.sid);
       this.showDeploy('progress', `Deploying build ${build.sid} to ${envName(env)}…`, 65);
       try {
@@ -493,7 +504,8 @@ class ServiceView {
       this.showDeploy('progress', 'Updating statuses…', 90);
       await this.refresh();
       if (!this.alive) return;
-      this.showDeploy('success', `Deployed ${sids.length} asset${sids.length === 1 ? '' : 's'} to ${envName(env)} (build ${build.sid}).`);
+      this.showDeploy('success', `Deployed ${sids.length} asset${sids.length === 1 ? '' : 's'} to ${envName(env)} (build ${build.sid}${same ? ', reused: it holds exactly these versions' : ''}).`);
+      clearToasts('undeployed');
     } catch (e) {
       if (!this.alive) return;
       this.showDeploy('error', `Deploy failed: ${e.message}`);

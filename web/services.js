@@ -36,7 +36,8 @@ export async function renderServices(main, ctx) {
   const rows = services.map((s) => h('tr', {},
     h('td', {},
       h('a', { href: `#/services/${encodeURIComponent(s.sid)}`, class: 'strong-link' }, s.friendly_name),
-      h('div', { class: 'muted small' }, s.unique_name)),
+      // The unique name only when it adds something (the CLI makes both names the same).
+      s.unique_name !== s.friendly_name ? h('div', { class: 'muted small unique-name' }, s.unique_name) : null),
     h('td', { class: 'hide-sm' }, h('code', {}, s.domain_base)),
     h('td', { class: 'hide-sm' }, h('code', { class: 'sid' }, s.sid)),
     h('td', { class: 'hide-sm nowrap' }, formatDate(s.date_created)),
@@ -112,7 +113,7 @@ export async function deleteService(ctx, s) {
   const ok = await confirmDialog({
     title: 'Delete service?',
     message: [
-      h('p', {}, 'Delete ', h('strong', {}, s.friendly_name), ' (', h('code', {}, s.unique_name), ')?'),
+      h('p', {}, 'Delete ', h('strong', {}, s.friendly_name), s.unique_name !== s.friendly_name ? [' (', h('code', {}, s.unique_name), ')'] : null, '?'),
       h('p', {}, 'Its environments, assets, builds and deployments are deleted too, and its asset URLs stop working. This cannot be undone.'),
     ],
     confirm: 'Delete service',

@@ -219,7 +219,7 @@ export function openUploadDialog(view, files) {
     const pending = entries.filter((e) => e.state !== 'done');
     if (!failed && !pending.length) {
       closeFn(true);
-      toast(`Uploaded ${ok} file${ok === 1 ? '' : 's'}. Deploy All to make ${ok === 1 ? 'it' : 'them'} live.`, 'success');
+      toast(`Uploaded ${ok} file${ok === 1 ? '' : 's'}. Deploy All to make ${ok === 1 ? 'it' : 'them'} live.`, 'success', { tag: 'undeployed' });
       return;
     }
     for (let i = entries.length - 1; i >= 0; i -= 1) if (entries[i].state === 'done') entries.splice(i, 1);
@@ -243,7 +243,10 @@ export function openUploadDialog(view, files) {
           if (controller) controller.abort();
         }
       });
-      return h('div', { class: 'upload' }, zone, list, err);
+      // Twilio's default, said where it is chosen: a newcomer's first protected file answers 403.
+      const hint = h('p', { class: 'muted', id: 'upload-visibility-hint' },
+        'New files start Protected, as in Twilio\'s console: they answer 403 without an X-Twilio-Signature. Choose Public for files anyone may fetch.');
+      return h('div', { class: 'upload' }, zone, hint, list, err);
     },
   }).then(() => {
     if (uploadedAny) view.refresh();
@@ -396,7 +399,7 @@ export function openEditorDialog(view) {
         try {
           await uploadOne(view, { path: p, visibility: vis.value, blob, filename: p.split('/').pop() || 'index' });
           close(p);
-          toast(`Saved ${p}. Deploy All to make it live.`, 'success');
+          toast(`Saved ${p}. Deploy All to make it live.`, 'success', { tag: 'undeployed' });
           await view.refresh();
         } catch (ex) {
           err.show(ex.message);

@@ -22,23 +22,12 @@ pub struct Args {
     /// the project directory (default: the current directory)
     #[argh(positional)]
     dir: Option<PathBuf>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
-    /// service unique name (created when missing; default from .assetd.toml)
+    /// service unique name (created when missing). Each flag overrides .assetd.toml in the
+    /// project directory, which overrides the defaults
     #[argh(option)]
     service: Option<String>,
-    /// environment domain suffix (default dev; created when missing)
+    /// environment domain suffix (default: .assetd.toml, else dev; created when missing);
+    /// `production` is the environment without a suffix
     #[argh(option)]
     environment: Option<String>,
     /// deploy to the environment without a suffix (production)
@@ -47,6 +36,9 @@ pub struct Args {
     /// print one JSON object instead of text
     #[argh(switch)]
     json: bool,
+    /// print every file's URL (default: only for fewer than 20 files)
+    #[argh(switch)]
+    verbose: bool,
     /// list what would change and change nothing
     #[argh(switch)]
     dry_run: bool,
@@ -103,12 +95,12 @@ impl Progress {
             .checked_div(self.total_bytes)
             .map_or(width, |f| f as usize);
         eprint!(
-            "\r[{}{}] {files}/{} files, {:.1}/{:.1} MB",
+            "\r[{}{}] {files}/{} files, {:.1}/{:.1} MiB",
             "#".repeat(filled.min(width)),
             " ".repeat(width - filled.min(width)),
             self.total_files,
-            done as f64 / 1e6,
-            self.total_bytes as f64 / 1e6
+            done as f64 / 1048576.0,
+            self.total_bytes as f64 / 1048576.0
         );
         if files == self.total_files {
             eprintln!();
@@ -120,25 +112,31 @@ pub fn run(args: Args) -> CliResult {
     let started = Instant::now();
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let config = read_config(&dir)?;
-    let service_name = args
-        .service
-        .clone()
-        .or(config.service.clone())
-        .ok_or("no service: pass --service NAME or set service = \"NAME\" in .assetd.toml")?;
+    // Each flag overrides .assetd.toml, which overrides the default; the choice and where it
+    // came from are said before any work.
+    let (service_name, service_from) = match (&args.service, &config.service) {
+        (Some(s), _) => (s.clone(), "--service"),
+        (None, Some(s)) => (s.clone(), ".assetd.toml"),
+        (None, None) => {
+            return Err(
+                "no service: pass --service NAME or set service = \"NAME\" in .assetd.toml".into(),
+            );
+        }
+    };
     crate::model::domain::check_service_name(&service_name)?;
     if args.production && args.environment.is_some() {
         return Err("--environment and --production are alternatives: pass one".into());
     }
-    let production = args.production || config.production.unwrap_or(false);
-    let suffix = if production {
-        None
+    let (suffix, env_from) = if args.production {
+        (None, "--production")
+    } else if let Some(e) = &args.environment {
+        (remote::suffix(e).map(str::to_string), "--environment")
+    } else if config.production == Some(true) {
+        (None, ".assetd.toml")
+    } else if let Some(e) = &config.environment {
+        (remote::suffix(e).map(str::to_string), ".assetd.toml")
     } else {
-        Some(
-            args.environment
-                .clone()
-                .or(config.environment.clone())
-                .unwrap_or_else(|| "dev".into()),
-        )
+        (Some("dev".to_string()), "the default")
     };
     if let Some(s) = &suffix {
         crate::model::domain::check_suffix(s)?;
@@ -147,12 +145,25 @@ pub fn run(args: Args) -> CliResult {
         return Err("--jobs must be between 1 and 64".into());
     }
     let project = crate::project::read(&dir)?;
-    let client = remote::connect(
-        args.url.clone().or(config.url.clone()),
-        args.ca_cert.clone(),
-        args.account_sid.clone(),
-        args.auth_token.clone(),
-    )?;
+    let url_from = if super::remote_opts().url.is_some() {
+        "--url"
+    } else if config.url.is_some() {
+        ".assetd.toml"
+    } else {
+        "$ASSETD_URL or the default"
+    };
+    let client = remote::connect_with(config.url.clone())?;
+    if !args.json {
+        println!(
+            "deploying {} to service {service_name} (from {service_from}), environment {} (from {env_from}), on {} (from {url_from})",
+            dir.display(),
+            suffix.as_deref().unwrap_or("production (no suffix)"),
+            client.base
+        );
+        for (from, to) in project.renamed() {
+            println!("renamed   {from} -> {to} (the toolkit turns whitespace into -)");
+        }
+    }
 
     let service = match remote::find_service(&client, &service_name)? {
         Some(s) => s,
@@ -188,6 +199,27 @@ pub fn run(args: Args) -> CliResult {
         .as_str()
         .ok_or("the server's environment has no sid")?
         .to_string();
+
+    // Files the environment serves now that this project drops: said, then the project wins
+    // (as with the toolkit, the project is the truth; `--dry-run` shows them without deploying).
+    let live = match env["build_sid"].as_str() {
+        Some(b) => remote::build_files(&client, &service_sid, b)?,
+        None => Default::default(),
+    };
+    let dropped: Vec<String> = live
+        .keys()
+        .filter(|p| !project.files.iter().any(|f| f.path.as_str() == p.as_str()))
+        .cloned()
+        .collect();
+    if !dropped.is_empty() && !args.json {
+        println!(
+            "{} live on {} {} not in this project and will stop being served: {}",
+            plural(dropped.len(), "file"),
+            suffix.as_deref().unwrap_or("production"),
+            if dropped.len() == 1 { "is" } else { "are" },
+            remote::first_few(&dropped)
+        );
+    }
 
     let manifest = client.post_json(
         &format!("/v1/Services/{service_sid}/Manifests"),
@@ -240,17 +272,20 @@ pub fn run(args: Args) -> CliResult {
                 "deployment_sid": built["deployment_sid"], "unchanged": built["unchanged"],
                 "environment_url": env_url, "files": files, "new_files": to_send.len(),
                 "bytes_sent": bytes_sent, "wire_bytes": client.wire_bytes(), "seconds": seconds,
+                "removed": dropped, "renamed": project.renamed().iter().map(|(a, b)| json!([a, b])).collect::<Vec<_>>(),
             })
         );
         return Ok(());
     }
-    for f in &project.files {
-        match f.visibility {
-            Visibility::Private => println!(
-                "{:<9} {}  (owner API: {}/v1/Services/{service_sid}/Builds/{build_sid}/PrivateAssets)",
-                f.visibility, f.path, client.base
-            ),
-            v => println!("{v:<9} {env_url}{}", f.path),
+    if args.verbose || project.files.len() < 20 {
+        for f in &project.files {
+            match f.visibility {
+                Visibility::Private => println!(
+                    "{:<9} {}  (owner API: {}/v1/Services/{service_sid}/Builds/{build_sid}/PrivateAssets)",
+                    f.visibility, f.path, client.base
+                ),
+                v => println!("{v:<9} {env_url}{}", f.path),
+            }
         }
     }
     for s in &project.skipped {
@@ -261,13 +296,42 @@ pub fn run(args: Args) -> CliResult {
     } else {
         "deployed"
     };
+    let count = |v: Visibility| project.files.iter().filter(|f| f.visibility == v).count();
+    println!("{state} build {build_sid}");
+    println!("  service      {service_name} ({service_sid})");
     println!(
-        "{state} build {build_sid} on {env_url}: {} files, {} new, {bytes_sent} bytes sent ({} on the wire), {seconds:.1} s",
-        project.files.len(),
-        to_send.len(),
-        client.wire_bytes()
+        "  environment  {} ({env_sid})",
+        suffix.as_deref().unwrap_or("production")
     );
+    println!("  URL          {env_url}");
+    println!(
+        "  files        {}, {} new, {} unchanged, {} removed ({} public, {} protected, {} private)",
+        plural(project.files.len(), "file"),
+        to_send.len(),
+        project.files.len() - to_send.len(),
+        dropped.len(),
+        count(Visibility::Public),
+        count(Visibility::Protected),
+        count(Visibility::Private),
+    );
+    println!(
+        "  sent         {} ({} on the wire) in {seconds:.1} s",
+        remote::human_bytes(bytes_sent),
+        remote::human_bytes(client.wire_bytes())
+    );
+    if !(args.verbose || project.files.len() < 20) {
+        println!("  (--verbose lists every file's URL)");
+    }
     Ok(())
+}
+
+/// "1 file", "2 files".
+pub(crate) fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 /// Where a dry run would deploy.
@@ -287,9 +351,21 @@ fn dry_run(
     rows: &[Value],
 ) -> CliResult {
     let service_sid = target.service_sid;
-    let env_exists = match service_sid {
-        Some(sid) => remote::find_environment(client, sid, target.suffix)?.is_some(),
-        None => false,
+    let env = match service_sid {
+        Some(sid) => remote::find_environment(client, sid, target.suffix)?,
+        None => None,
+    };
+    let env_exists = env.is_some();
+    // What the deploy would stop serving.
+    let dropped: Vec<String> = match (
+        service_sid,
+        env.as_ref().and_then(|e| e["build_sid"].as_str()),
+    ) {
+        (Some(sid), Some(build)) => remote::build_files(client, sid, build)?
+            .into_keys()
+            .filter(|p| !project.files.iter().any(|f| f.path.as_str() == p.as_str()))
+            .collect(),
+        _ => Vec::new(),
     };
     let missing: Vec<String> = match service_sid {
         Some(sid) => {
@@ -329,7 +405,7 @@ fn dry_run(
         let files: Vec<&str> = new.iter().map(|f| f.path.as_str()).collect();
         println!(
             "{}",
-            json!({"dry_run": true, "service_exists": service_sid.is_some(), "environment_exists": env_exists, "upload": files, "bytes": bytes, "files": project.files.len()})
+            json!({"dry_run": true, "service_exists": service_sid.is_some(), "environment_exists": env_exists, "upload": files, "bytes": bytes, "files": project.files.len(), "removed": dropped})
         );
         return Ok(());
     }
@@ -346,6 +422,14 @@ fn dry_run(
         println!(
             "would upload {} ({} bytes, {})",
             f.path, f.size, f.visibility
+        );
+    }
+    if !dropped.is_empty() {
+        println!(
+            "would stop serving {} live on {}: {}",
+            plural(dropped.len(), "file"),
+            target.suffix.unwrap_or("production"),
+            remote::first_few(&dropped)
         );
     }
     println!(

@@ -48,7 +48,9 @@ pub fn run(args: Args) -> CliResult {
     let suffix = if args.production {
         None
     } else {
-        Some(args.environment.as_deref().unwrap_or("dev"))
+        args.environment
+            .as_deref()
+            .map_or(Some("dev"), super::remote::suffix)
     };
     if let Some(s) = suffix {
         domain::check_suffix(s)?;
@@ -67,7 +69,9 @@ pub fn run(args: Args) -> CliResult {
         });
     let env_url = base.environment_url(&report.env_label);
     if let Some(a) = &report.created_account {
-        println!("created the main account (shown once; `assetd account` shows it again):");
+        println!(
+            "created the main account (`assetd account` shows it again while the server is stopped):"
+        );
         println!("  ASSETD_ACCOUNT_SID={}", a.sid);
         println!("  ASSETD_AUTH_TOKEN={}", a.auth_token);
     }
@@ -81,6 +85,9 @@ pub fn run(args: Args) -> CliResult {
     }
     for s in &project.skipped {
         println!("skipped   {s} (hidden file)");
+    }
+    for (from, to) in project.renamed() {
+        println!("renamed   {from} -> {to} (the toolkit turns whitespace into -)");
     }
     println!(
         "deployed build {} to {env_url}: {} files, {} new ({} bytes new)",

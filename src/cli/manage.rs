@@ -15,19 +15,9 @@ pub struct ListArgs {
     /// the service (unique name or SID), for environments, builds and assets
     #[argh(option)]
     service: Option<String>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
 }
 
 /// A string field as printed: `-` when absent; characters the text policy refuses (control,
@@ -38,7 +28,7 @@ fn s(v: &Value) -> String {
 }
 
 pub fn list(a: ListArgs) -> CliResult {
-    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let need_service = || -> Result<Value, Box<dyn std::error::Error>> {
         let name = a
             .service
@@ -46,49 +36,149 @@ pub fn list(a: ListArgs) -> CliResult {
             .ok_or("this list needs --service NAME")?;
         Ok(remote::service(&c, name)?)
     };
-    match a.what.as_str() {
+    let envs_of = |svc: &Value| {
+        c.list(
+            &format!("/v1/Services/{}/Environments", s(&svc["sid"])),
+            "environments",
+        )
+    };
+    let env_name = |e: &Value| {
+        if e["domain_suffix"].is_null() {
+            "production".to_string()
+        } else {
+            s(&e["domain_suffix"])
+        }
+    };
+    let (rows, header, noun): (Vec<Value>, Vec<String>, &str) = match a.what.as_str() {
         "services" => {
-            for v in c.list("/v1/Services", "services")? {
-                println!(
+            let v = c.list("/v1/Services", "services")?;
+            let lines: Vec<String> = v
+                .iter()
+                .map(|v| {
+                    format!(
+                        "{:<34}  {:<30}  {}",
+                        s(&v["sid"]),
+                        s(&v["unique_name"]),
+                        s(&v["domain_base"])
+                    )
+                })
+                .collect();
+            (
+                v,
+                std::iter::once(format!(
                     "{:<34}  {:<30}  {}",
-                    s(&v["sid"]),
-                    s(&v["unique_name"]),
-                    s(&v["domain_base"])
-                );
-            }
+                    "SID", "UNIQUE NAME", "DOMAIN BASE"
+                ))
+                .chain(lines)
+                .collect(),
+                "service",
+            )
         }
         "environments" => {
             let svc = need_service()?;
-            for v in c.list(
-                &format!("/v1/Services/{}/Environments", s(&svc["sid"])),
-                "environments",
-            )? {
-                println!(
-                    "{:<34}  {:<20}  {:<40}  build {}",
-                    s(&v["sid"]),
-                    s(&v["unique_name"]),
-                    crate::model::text::escape_for_terminal(&remote::environment_url(&c, &v)),
-                    s(&v["build_sid"])
-                );
-            }
+            let v = envs_of(&svc)?;
+            let lines: Vec<String> = v
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:<34}  {:<12}  {:<44}  {}",
+                        s(&e["sid"]),
+                        env_name(e),
+                        crate::model::text::escape_for_terminal(&remote::environment_url(&c, e)),
+                        s(&e["build_sid"])
+                    )
+                })
+                .collect();
+            (
+                v,
+                std::iter::once(format!(
+                    "{:<34}  {:<12}  {:<44}  {}",
+                    "SID", "ENVIRONMENT", "URL", "ACTIVE BUILD"
+                ))
+                .chain(lines)
+                .collect(),
+                "environment",
+            )
         }
         "builds" => {
             let svc = need_service()?;
-            for v in c.list(&format!("/v1/Services/{}/Builds", s(&svc["sid"])), "builds")? {
-                let n = v["asset_versions"].as_array().map(Vec::len).unwrap_or(0);
-                println!(
-                    "{:<34}  {:<10}  {n:>5} assets  {}",
-                    s(&v["sid"]),
-                    s(&v["status"]),
-                    s(&v["date_created"])
-                );
-            }
+            let envs = envs_of(&svc)?;
+            let v = c.list(&format!("/v1/Services/{}/Builds", s(&svc["sid"])), "builds")?;
+            let lines: Vec<String> = v
+                .iter()
+                .map(|b| {
+                    let n = b["asset_versions"].as_array().map(Vec::len).unwrap_or(0);
+                    let live: Vec<String> = envs
+                        .iter()
+                        .filter(|e| e["build_sid"] == b["sid"])
+                        .map(env_name)
+                        .collect();
+                    format!(
+                        "{:<34}  {:<10}  {n:>6}  {:<20}  {}",
+                        s(&b["sid"]),
+                        s(&b["status"]),
+                        s(&b["date_created"]),
+                        if live.is_empty() {
+                            String::new()
+                        } else {
+                            format!("* active on {}", live.join(", "))
+                        }
+                    )
+                })
+                .collect();
+            (
+                v,
+                std::iter::once(format!(
+                    "{:<34}  {:<10}  {:>6}  {:<20}  {}",
+                    "SID", "STATUS", "FILES", "CREATED", "ACTIVE"
+                ))
+                .chain(lines)
+                .collect(),
+                "build",
+            )
         }
         "assets" => {
             let svc = need_service()?;
-            for v in c.list(&format!("/v1/Services/{}/Assets", s(&svc["sid"])), "assets")? {
-                println!("{:<34}  {}", s(&v["sid"]), s(&v["friendly_name"]));
+            let sid = s(&svc["sid"]);
+            // Visibility and where each path is live, from the environments' active builds.
+            let mut live: std::collections::BTreeMap<String, (String, Vec<String>)> =
+                Default::default();
+            for e in envs_of(&svc)? {
+                if let Some(b) = e["build_sid"].as_str() {
+                    for (path, (_, vis)) in remote::build_files(&c, &sid, b)? {
+                        let entry = live.entry(path).or_insert((vis, Vec::new()));
+                        entry.1.push(env_name(&e));
+                    }
+                }
             }
+            let mut v = c.list(&format!("/v1/Services/{sid}/Assets"), "assets")?;
+            v.sort_by(|x, y| s(&x["friendly_name"]).cmp(&s(&y["friendly_name"])));
+            let lines: Vec<String> = v
+                .iter()
+                .map(|asset| {
+                    let path = s(&asset["friendly_name"]);
+                    let (vis, envs) = live
+                        .get(asset["friendly_name"].as_str().unwrap_or(""))
+                        .map(|(v, e)| (v.clone(), e.join(", ")))
+                        .unwrap_or(("-".into(), "(not deployed)".into()));
+                    format!(
+                        "{:<34}  {:<10}  {:<40}  {envs}",
+                        s(&asset["sid"]),
+                        vis,
+                        path
+                    )
+                })
+                .collect();
+            (
+                v,
+                std::iter::once(format!(
+                    "{:<34}  {:<10}  {:<40}  {}",
+                    "SID", "VISIBILITY", "PATH", "LIVE ON"
+                ))
+                .chain(lines)
+                .collect(),
+                "asset",
+            )
         }
         other => {
             return Err(format!(
@@ -96,7 +186,15 @@ pub fn list(a: ListArgs) -> CliResult {
             )
             .into());
         }
+    };
+    if a.json {
+        println!("{}", Value::Array(rows));
+        return Ok(());
     }
+    for line in &header {
+        println!("{}", line.trim_end());
+    }
+    println!("{}", super::deploy::plural(rows.len(), noun));
     Ok(())
 }
 
@@ -113,54 +211,83 @@ pub struct PromoteArgs {
     /// the target environment's domain suffix (or ZE… SID); `production` means no suffix
     #[argh(option)]
     to: String,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
 }
 
-fn suffix(s: &str) -> Option<&str> {
-    if s.is_empty() || s == "production" {
-        None
-    } else {
-        Some(s)
-    }
-}
+use remote::suffix;
 
-/// Deploys `build` to `env`; an already active build is reported, not an error.
-fn deploy(c: &crate::client::Client, service_sid: &str, env: &Value, build: &str) -> CliResult {
+/// Deploys `build` to `env` and says what changed against the build it replaces (text or
+/// JSON); an already active build is reported, not an error.
+fn deploy(
+    c: &crate::client::Client,
+    service_sid: &str,
+    env: &Value,
+    build: &str,
+    verb: &str,
+    json: bool,
+) -> CliResult {
     let url = crate::model::text::escape_for_terminal(&remote::environment_url(c, env));
+    let name = env["domain_suffix"].as_str().unwrap_or("production");
+    let name = crate::model::text::escape_for_terminal(name);
+    let current = env["build_sid"].as_str().map(str::to_string);
     let path = format!(
         "/v1/Services/{service_sid}/Environments/{}/Deployments",
         s(&env["sid"])
     );
-    match c.post_form(&path, &[("BuildSid", build)]) {
-        Ok(d) => {
-            println!(
-                "deployed build {build} to {url} (deployment {})",
-                s(&d["sid"])
-            );
-            Ok(())
-        }
-        Err(e) if e.status == Some(409) => {
-            println!("build {build} is already active on {url}");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
+    let new_files = remote::build_files(c, service_sid, build)?;
+    let old_files = match &current {
+        Some(b) => remote::build_files(c, service_sid, b)?,
+        None => Default::default(),
+    };
+    let (added, changed, removed) = remote::diff(&old_files, &new_files);
+    let (deployment, already) = match c.post_form(&path, &[("BuildSid", build)]) {
+        Ok(d) => (Some(s(&d["sid"])), false),
+        Err(e) if e.status == Some(409) => (None, true),
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "environment": name, "environment_sid": env["sid"], "environment_url": url,
+                "previous_build_sid": current, "build_sid": build, "deployment_sid": deployment,
+                "already_active": already, "added": added, "changed": changed, "removed": removed,
+            })
+        );
+        return Ok(());
     }
+    if already {
+        println!("build {build} is already active on {name} ({url}); nothing changed");
+        return Ok(());
+    }
+    println!(
+        "{verb} {name} ({url}) from build {} to build {build} (deployment {})",
+        current.as_deref().unwrap_or("(none)"),
+        deployment.unwrap_or_default()
+    );
+    println!(
+        "  {} added, {} changed, {} removed; {} now",
+        added.len(),
+        changed.len(),
+        removed.len(),
+        super::deploy::plural(new_files.len(), "file")
+    );
+    for (what, paths) in [
+        ("added", &added),
+        ("changed", &changed),
+        ("removed", &removed),
+    ] {
+        if !paths.is_empty() {
+            println!("  {what}: {}", remote::first_few(paths));
+        }
+    }
+    Ok(())
 }
 
 pub fn promote(a: PromoteArgs) -> CliResult {
-    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let from = remote::find_environment(&c, &sid, suffix(&a.from))?
@@ -170,7 +297,7 @@ pub fn promote(a: PromoteArgs) -> CliResult {
         .ok_or_else(|| format!("environment {} has nothing deployed to promote", a.from))?
         .to_string();
     let to = remote::environment(&c, &sid, suffix(&a.to))?;
-    deploy(&c, &sid, &to, &build)
+    deploy(&c, &sid, &to, &build, "promoted", a.json)
 }
 
 /// Deploy an earlier build again: the previous one by default.
@@ -186,23 +313,13 @@ pub struct RollbackArgs {
     /// the build to return to (default: the one deployed before the current one)
     #[argh(option)]
     build: Option<String>,
-    /// server URL (default: $ASSETD_URL or http://127.0.0.1:8080)
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// account SID or API key SID (default: $ASSETD_ACCOUNT_SID or $TWILIO_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// auth token or API key secret (default: $ASSETD_AUTH_TOKEN or $TWILIO_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
+    /// print JSON instead of text
+    #[argh(switch)]
+    json: bool,
 }
 
 pub fn rollback(a: RollbackArgs) -> CliResult {
-    let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    let c = remote::connect_with(None)?;
     let svc = remote::service(&c, &a.service)?;
     let sid = s(&svc["sid"]).to_string();
     let env = remote::find_environment(&c, &sid, suffix(&a.environment))?
@@ -211,8 +328,9 @@ pub fn rollback(a: RollbackArgs) -> CliResult {
     let build = match a.build {
         Some(b) => b,
         None => {
-            // Deployments come newest first; the first other build that still exists is the
-            // previous one (a build may have been deleted since it was deployed).
+            // Deployments come newest first. Walk back: the build deployed before the current
+            // one was *first* deployed, so that a second rollback goes further back instead of
+            // returning to the build just rolled away from. A deleted build is passed over.
             let deps = c.list(
                 &format!(
                     "/v1/Services/{sid}/Environments/{}/Deployments",
@@ -220,8 +338,16 @@ pub fn rollback(a: RollbackArgs) -> CliResult {
                 ),
                 "deployments",
             )?;
+            let builds: Vec<&str> = deps
+                .iter()
+                .filter_map(|d| d["build_sid"].as_str())
+                .collect();
+            let first = builds
+                .iter()
+                .rposition(|b| Some(*b) == current.as_deref())
+                .map_or(0, |i| i + 1);
             let mut previous = None;
-            for b in deps.iter().filter_map(|d| d["build_sid"].as_str()) {
+            for &b in &builds[first.min(builds.len())..] {
                 if Some(b) != current.as_deref()
                     && c.exists(&format!("/v1/Services/{sid}/Builds/{b}"))?
                 {
@@ -237,5 +363,5 @@ pub fn rollback(a: RollbackArgs) -> CliResult {
             })?
         }
     };
-    deploy(&c, &sid, &env, &build)
+    deploy(&c, &sid, &env, &build, "rolled back", a.json)
 }

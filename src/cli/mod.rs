@@ -8,6 +8,7 @@ mod manage;
 mod operate;
 mod remote;
 mod serve;
+mod share;
 mod sign;
 mod toolkit_proxy;
 
@@ -21,6 +22,8 @@ struct TopLevel {
     command: Command,
 }
 
+// Parsed once per run: the size of `serve`'s many flags costs nothing (argh cannot box them).
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Command {
@@ -36,6 +39,7 @@ enum Command {
     Import(import::Args),
     Account(account::Args),
     Sign(sign::Args),
+    Share(share::Args),
     ToolkitProxy(toolkit_proxy::Args),
 }
 
@@ -49,15 +53,26 @@ pub fn run() -> CliResult {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    let argv = normalize_argv(argv)?;
+    let (argv, remote) = take_remote_opts(argv)?;
+    let remote_command = remote.is_some();
+    let _ = REMOTE.set(remote.unwrap_or_default());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let top = match TopLevel::from_args(&["assetd"], &argv) {
         Ok(top) => top,
-        // `--help` and `help`: the full text, exit 0.
+        // `--help` and `help`: the full text, exit 0 (with the shared options of a remote
+        // command, which argh does not know).
         Err(argh::EarlyExit {
             output,
             status: Ok(()),
         }) => {
             print!("{output}");
+            if remote_command {
+                println!("\nServer options (shared by every command that talks to a server):");
+                for (flag, help) in REMOTE_FLAGS {
+                    println!("  {flag:<18}{help}");
+                }
+            }
             return Ok(());
         }
         // A parse error: one line, as every other error (argh's text spans several).
@@ -79,8 +94,165 @@ pub fn run() -> CliResult {
         Command::Import(a) => import::run(a),
         Command::Account(a) => account::run(a),
         Command::Sign(a) => sign::run(a),
+        Command::Share(a) => share::run(a),
         Command::ToolkitProxy(a) => toolkit_proxy::run(a),
     }
+}
+
+/// `--url`, `--ca-cert`, `--account-sid` and `--auth-token`, which every command that talks to a server
+/// takes: declared once, here (argh cannot share fields between commands). They are taken out
+/// of the arguments before argh parses the command, and listed under its `--help`.
+#[derive(Default)]
+pub(crate) struct RemoteOpts {
+    pub url: Option<String>,
+    /// PEM certificates to verify an https server against (`--ca-cert`; the default,
+    /// `$ASSETD_CA_CERT`, is applied by `remote::connect`).
+    pub ca_cert: Option<String>,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+}
+
+const REMOTE_FLAGS: &[(&str, &str)] = &[
+    (
+        "--url",
+        "server URL (default: $ASSETD_URL, else http://127.0.0.1:8080; for backup, verify, gc and account: go through the server instead of --data)",
+    ),
+    (
+        "--ca-cert",
+        "PEM certificates to verify an https server against: a private CA or a self-signed server certificate (default: $ASSETD_CA_CERT, else the built-in public roots)",
+    ),
+    (
+        "--account-sid",
+        "account SID or API key SID (default: $ASSETD_ACCOUNT_SID, else $TWILIO_ACCOUNT_SID)",
+    ),
+    (
+        "--auth-token",
+        "auth token or API key secret (default: $ASSETD_AUTH_TOKEN, else $TWILIO_AUTH_TOKEN)",
+    ),
+];
+
+/// The commands that take [`RemoteOpts`].
+const REMOTE_COMMANDS: &[&str] = &[
+    "deploy", "list", "promote", "rollback", "backup", "verify", "gc", "account",
+];
+
+static REMOTE: std::sync::OnceLock<RemoteOpts> = std::sync::OnceLock::new();
+
+/// The shared server options of this run.
+pub(crate) fn remote_opts() -> &'static RemoteOpts {
+    REMOTE.get_or_init(RemoteOpts::default)
+}
+
+/// Takes [`REMOTE_FLAGS`] out of a remote command's arguments (`None`: not a remote command).
+fn take_remote_opts(argv: Vec<String>) -> Result<(Vec<String>, Option<RemoteOpts>), String> {
+    if !argv
+        .first()
+        .is_some_and(|c| REMOTE_COMMANDS.contains(&c.as_str()))
+    {
+        return Ok((argv, None));
+    }
+    let mut opts = RemoteOpts::default();
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter();
+    while let Some(a) = it.next() {
+        let slot = match a.as_str() {
+            "--" => {
+                out.push(a);
+                out.extend(it);
+                break;
+            }
+            "--url" => &mut opts.url,
+            "--ca-cert" => &mut opts.ca_cert,
+            "--account-sid" => &mut opts.account_sid,
+            "--auth-token" => &mut opts.auth_token,
+            _ => {
+                out.push(a);
+                continue;
+            }
+        };
+        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        if slot.replace(value).is_some() {
+            return Err(format!("{a} was given twice"));
+        }
+    }
+    Ok((out, Some(opts)))
+}
+
+/// The subcommand names, for usage and "did you mean".
+const COMMANDS: &[&str] = &[
+    "serve",
+    "deploy",
+    "list",
+    "promote",
+    "rollback",
+    "backup",
+    "restore",
+    "verify",
+    "gc",
+    "import",
+    "account",
+    "sign",
+    "share",
+    "toolkit-proxy",
+    "help",
+];
+
+/// What argh lacks, done once for every command: `-h` is `--help`; `--version`/`-V` print the
+/// version; bare `assetd` prints usage on stderr and exits 2; a mistyped command gets a "did
+/// you mean".
+fn normalize_argv(argv: Vec<String>) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    match argv.first().map(String::as_str) {
+        None => {
+            let usage = match TopLevel::from_args(&["assetd"], &["--help"]) {
+                Err(e) => e.output,
+                Ok(_) => String::new(),
+            };
+            eprint!("{usage}");
+            std::process::exit(2);
+        }
+        Some("--version" | "-V" | "version") => {
+            println!("assetd {}", env!("CARGO_PKG_VERSION"));
+            std::process::exit(0);
+        }
+        Some(cmd) if !cmd.starts_with('-') && !COMMANDS.contains(&cmd) => {
+            let hint = COMMANDS
+                .iter()
+                .map(|c| (edit_distance(cmd, c), *c))
+                .filter(|(d, c)| *d <= 2 || c.starts_with(cmd))
+                .min()
+                .map(|(_, c)| format!(": did you mean `assetd {c}`?"))
+                .unwrap_or_else(|| format!(" (commands: {})", COMMANDS.join(", ")));
+            return Err(format!("unknown command {cmd:?}{hint}").into());
+        }
+        _ => {}
+    }
+    // `-h` anywhere before a `--` is `--help` (argh knows only the long form).
+    let mut out = Vec::with_capacity(argv.len());
+    let mut rest = false;
+    for a in argv {
+        rest |= a == "--";
+        out.push(if !rest && a == "-h" {
+            "--help".into()
+        } else {
+            a
+        });
+    }
+    Ok(out)
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// `assetd list … | head -1`: Rust ignores SIGPIPE, so printing to a closed pipe panics with a

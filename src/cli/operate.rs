@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// Opens an existing data directory (a mistyped `--data` must not look like an empty store
 /// that verifies, backs up and collects fine), or explains what to do when the server holds
 /// it. `restore` may also fill a new directory.
-fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
+pub(crate) fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
     if what != "restore" && !data.join(crate::store::DB_FILE).exists() {
         return Err(format!(
             "no assetd data in {} (no {}); check --data or $ASSETD_DATA",
@@ -25,6 +25,11 @@ fn open(data: &Path, what: &str) -> Result<Store, Box<dyn std::error::Error>> {
         Ok(s) => Ok(s),
         Err(StoreError::InUse(_)) if what == "restore" => Err(format!(
             "{} is in use by a running assetd serve: stop it, then restore",
+            data.display()
+        )
+        .into()),
+        Err(StoreError::InUse(_)) if what == "sign" => Err(format!(
+            "{} is in use by a running assetd serve: sign with --token or $ASSETD_AUTH_TOKEN instead of --data",
             data.display()
         )
         .into()),
@@ -67,24 +72,11 @@ pub struct BackupArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// take the backup through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
 }
 
 pub fn backup(a: BackupArgs) -> CliResult {
-    if a.url.is_some() {
-        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         let mut n = 0;
         write_atomically(&a.file, |w| {
             n = c.download("/v1/Backup", w)?;
@@ -186,24 +178,14 @@ pub struct VerifyArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// verify through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
+    /// print one JSON object instead of text (the exit status still tells problems)
+    #[argh(switch)]
+    json: bool,
 }
 
 pub fn verify(a: VerifyArgs) -> CliResult {
-    let (problems, blobs): (Vec<String>, u64) = if a.url.is_some() {
-        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    let (problems, blobs): (Vec<String>, u64) = if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         let r = c.post_form("/v1/Verify", &[])?;
         let problems = r["problems"]
             .as_array()
@@ -219,10 +201,19 @@ pub fn verify(a: VerifyArgs) -> CliResult {
         let (p, n) = store.read()?.verify()?;
         (p, n as u64)
     };
-    for p in &problems {
-        println!("problem: {p}");
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": problems.is_empty(), "blobs_checked": blobs, "problems": problems})
+        );
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && a.json {
+        Ok(())
+    } else if problems.is_empty() {
         println!("ok: {blobs} blobs re-hashed, every reference checked");
         Ok(())
     } else {
@@ -241,30 +232,24 @@ pub struct GcArgs {
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
     data: PathBuf,
-    /// run it through this running server instead
-    #[argh(option)]
-    url: Option<String>,
-    /// PEM certificates to verify an https server against (a private CA or a self-signed
-    /// server certificate; default $ASSETD_CA_CERT, else the built-in public roots)
-    #[argh(option)]
-    ca_cert: Option<std::path::PathBuf>,
-    /// main account SID (with --url; default: $ASSETD_ACCOUNT_SID)
-    #[argh(option)]
-    account_sid: Option<String>,
-    /// main account auth token (with --url; default: $ASSETD_AUTH_TOKEN)
-    #[argh(option)]
-    auth_token: Option<String>,
+    /// print the report as JSON
+    #[argh(switch)]
+    json: bool,
 }
 
 pub fn gc(a: GcArgs) -> CliResult {
     let secs = a.max_age_days.saturating_mul(24 * 3600);
-    let r = if a.url.is_some() {
-        let c = remote::connect(a.url, a.ca_cert, a.account_sid, a.auth_token)?;
+    let r = if super::remote_opts().url.is_some() {
+        let c = remote::connect_with(None)?;
         c.post_form("/v1/Retention", &[("MaxAgeSeconds", &secs.to_string())])?
     } else {
         let store = open(&a.data, "gc")?;
         serde_json::to_value(store.write(|tx| tx.retention(secs))?)?
     };
+    if a.json {
+        println!("{r}");
+        return Ok(());
+    }
     println!(
         "gc: removed {} builds, {} versions, {} assets, {} expired manifests; reclaimed {} blobs ({} bytes)",
         r["builds_deleted"],

@@ -10,7 +10,7 @@ pub fn url(flag: Option<String>) -> String {
         .unwrap_or_else(|| format!("http://127.0.0.1:{}", super::serve::DEFAULT_PORT))
 }
 
-fn env_first(names: &[&str]) -> Option<String> {
+pub(crate) fn env_first(names: &[&str]) -> Option<String> {
     names
         .iter()
         .find_map(|n| std::env::var(n).ok().filter(|s| !s.is_empty()))
@@ -43,9 +43,21 @@ pub fn connect(
         (Some(s), Some(t)) => Client::new(&url, &s, &t, ca),
         _ => Err(ClientError {
             status: None,
-            message: "no credentials: pass --account-sid and --auth-token, or set ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN (`assetd account` prints them)".into(),
+            message: "no credentials: pass --account-sid and --auth-token, or set ASSETD_ACCOUNT_SID and ASSETD_AUTH_TOKEN (`assetd serve` printed them on its first start; `assetd account --data DIR` prints them again while the server is stopped)".into(),
         }),
     }
+}
+
+/// Connects with the shared `--url`/`--ca-cert`/`--account-sid`/`--auth-token` (see
+/// `cli::RemoteOpts`), `url_fallback` (`.assetd.toml`) standing in for a missing `--url`.
+pub fn connect_with(url_fallback: Option<String>) -> Result<Client, ClientError> {
+    let o = super::remote_opts();
+    connect(
+        o.url.clone().or(url_fallback),
+        o.ca_cert.clone().map(Into::into),
+        o.account_sid.clone(),
+        o.auth_token.clone(),
+    )
 }
 
 /// The service with this unique name or SID; `None` when it does not exist.
@@ -131,5 +143,85 @@ pub fn environment_url(c: &Client, env: &Value) -> String {
     match port {
         Some(p) if p != default_port => format!("{scheme}://{domain}:{p}"),
         _ => format!("{scheme}://{domain}"),
+    }
+}
+
+/// A build's files: path → (version SID, visibility).
+pub fn build_files(
+    c: &Client,
+    service_sid: &str,
+    build_sid: &str,
+) -> Result<std::collections::BTreeMap<String, (String, String)>, ClientError> {
+    let b = c.get(&format!("/v1/Services/{service_sid}/Builds/{build_sid}"))?;
+    Ok(b["asset_versions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| {
+                    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                    (s("path"), (s("sid"), s("visibility")))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// What changed from one build's files to another's: (added, changed, removed) paths.
+pub type Files = std::collections::BTreeMap<String, (String, String)>;
+pub fn diff(old: &Files, new: &Files) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let added = new
+        .keys()
+        .filter(|p| !old.contains_key(*p))
+        .cloned()
+        .collect();
+    let changed = new
+        .iter()
+        .filter(|(p, v)| old.get(*p).is_some_and(|o| o != *v))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let removed = old
+        .keys()
+        .filter(|p| !new.contains_key(*p))
+        .cloned()
+        .collect();
+    (added, changed, removed)
+}
+
+/// Up to five paths, then "and N more".
+pub fn first_few(paths: &[String]) -> String {
+    let shown: Vec<String> = paths
+        .iter()
+        .take(5)
+        .map(|p| crate::model::text::escape_for_terminal(p))
+        .collect();
+    let mut s = shown.join(", ");
+    if paths.len() > 5 {
+        s.push_str(&format!(" and {} more", paths.len() - 5));
+    }
+    s
+}
+
+/// The domain suffix a CLI user means: `production` (any case) or empty is the environment
+/// without a suffix, as `--production` and the toolkit's `--production` are.
+pub fn suffix(s: &str) -> Option<&str> {
+    if s.is_empty() || s.eq_ignore_ascii_case("production") {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// Bytes in binary units (MB = 2^20, as the README's limits).
+pub fn human_bytes(n: u64) -> String {
+    const K: f64 = 1024.0;
+    let f = n as f64;
+    if f < K {
+        format!("{n} B")
+    } else if f < K * K {
+        format!("{:.1} KiB", f / K)
+    } else if f < K * K * K {
+        format!("{:.1} MiB", f / K / K)
+    } else {
+        format!("{:.2} GiB", f / K / K / K)
     }
 }

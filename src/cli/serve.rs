@@ -18,8 +18,13 @@ pub const DEFAULT_PORT: u16 = 8080;
 #[derive(FromArgs)]
 #[argh(subcommand, name = "serve")]
 pub struct Args {
-    /// address to listen on (default 127.0.0.1:8080; port 0 picks a free port)
-    #[argh(option, default = "SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))")]
+    /// address to listen on: IP:PORT, or PORT / :PORT for 127.0.0.1 (default 127.0.0.1:8080;
+    /// port 0 picks a free port)
+    #[argh(
+        option,
+        default = "SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))",
+        from_str_fn(parse_listen)
+    )]
     listen: SocketAddr,
     /// data directory (default: $ASSETD_DATA or ./assetd-data)
     #[argh(option, default = "default_data()")]
@@ -85,6 +90,19 @@ pub struct Args {
     /// also listen for plain HTTP here, redirecting every request to https (308)
     #[argh(option)]
     http_listen: Option<SocketAddr>,
+    /// write one line per request to FILE (reopened on SIGHUP), or to stdout with "-"
+    #[argh(option)]
+    access_log: Option<String>,
+    /// the access log's format: combined (default) or json
+    #[argh(option, default = "String::from(\"combined\")")]
+    access_log_format: String,
+    /// also serve /metrics without credentials on this address (default: off; /metrics on
+    /// the management host needs the main account's credentials)
+    #[argh(option)]
+    metrics_listen: Option<SocketAddr>,
+    /// longest a share link may be valid for, such as 12h or 7d (default 7d)
+    #[argh(option, default = "String::from(\"7d\")")]
+    share_max_lifetime: String,
 }
 
 pub fn run(args: Args) -> CliResult {
@@ -133,20 +151,56 @@ pub fn run(args: Args) -> CliResult {
     if !(8..=1024).contains(&args.max_head_kib) {
         return Err("--max-head-kib must be between 8 and 1024".into());
     }
+    let log_format: crate::http::access_log::Format = args.access_log_format.parse()?;
+    let share_max_secs = crate::model::time::parse_duration(&args.share_max_lifetime)
+        .ok_or("--share-max-lifetime must be a duration such as 12h or 7d")?;
+    crate::metrics::mark_start();
     let store = Arc::new(Store::open(&args.data, args.cache_mb.max(1) * 1024 * 1024)?);
     let (account, created) = store.main_account()?;
+    // Shown at once: should listening fail (a busy port), the account is not lost.
+    if created {
+        println!(
+            "created the main account (`assetd account` shows it again while the server is stopped):"
+        );
+        println!("  ASSETD_ACCOUNT_SID={}", account.sid);
+        println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
+    }
     crate::http::api::staging::clean(&store);
     // Everything that needs a file descriptor happens before the listener exists: once it
     // does, connections are accepted and a flood of them may take every descriptor left
     // (regression: `keeps_accepting_after_file_descriptors_ran_out` saw the signal pipe fail
     // with EMFILE after "listening on" and the whole server exit).
-    // SIGHUP reloads the certificate when serving TLS; otherwise it keeps its default action
-    // (the process ends, as before).
-    let mut wanted = vec![signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT];
-    if tls_wanted {
-        wanted.push(signal_hook::consts::SIGHUP);
-    }
-    let mut signals = signal_hook::iterator::Signals::new(&wanted)?;
+    // SIGHUP reopens the access log (logrotate) and reloads the TLS certificate.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let access_log = match args.access_log.as_deref() {
+        None => None,
+        Some(target) => {
+            use crate::http::access_log::{AccessLog, Target};
+            let t = match target {
+                "-" => Target::Stdout,
+                path => Target::File(path.into()),
+            };
+            Some(
+                AccessLog::start(t, log_format)
+                    .map_err(|e| format!("cannot open the access log {target}: {e}"))?,
+            )
+        }
+    };
+    let metrics_server = match args.metrics_listen {
+        None => None,
+        Some(a) => {
+            // One small runtime: a scrape every few seconds.
+            let mut c = ServerConfig::new(a);
+            (c.threads, c.blocking_threads, c.max_connections) = (1, 2, 64);
+            let bound = Server::bind(c)
+                .map_err(|e| format!("cannot listen on {a} (--metrics-listen): {e}"))?;
+            Some(bound)
+        }
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(Tls::from_files(cert, key)?),
         _ if args.tls_self_signed => {
@@ -178,6 +232,7 @@ pub fn run(args: Args) -> CliResult {
     config.spool_dir = Some(args.data.join("tmp"));
     config.tls = tls.clone();
     config.plain_listen = args.http_listen;
+    let engine_stats = config.stats.clone();
     let server =
         Server::bind(config).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.local_addr();
@@ -191,11 +246,6 @@ pub fn run(args: Args) -> CliResult {
     if let Err(e) = store.write(|tx| tx.set_setting("public_base", &public.encode())) {
         eprintln!("assetd: warning: cannot record the public URL base ({e}); serving anyway");
     }
-    if created {
-        println!("created the main account (shown once; `assetd account` shows it again):");
-        println!("  ASSETD_ACCOUNT_SID={}", account.sid);
-        println!("  ASSETD_AUTH_TOKEN={}", account.auth_token);
-    }
     println!("data directory: {}", args.data.display());
     if let Some(url) = &public_url {
         println!("public URL: {url} (the base of URLs in API responses)");
@@ -206,16 +256,20 @@ pub fn run(args: Args) -> CliResult {
     let labels = store.read()?.labels()?;
     if labels.is_empty() {
         println!(
-            "no environments yet: `assetd import DIR --service NAME --data {}` publishes a project",
-            args.data.display()
+            "no environments yet: `assetd deploy DIR --service NAME` publishes a project (credentials: the ASSETD_ variables)"
         );
     }
+    // On `localhost` the host-style name resolves only in curl and browsers: the path-style
+    // URL, which every client reaches, comes first there.
     for (label, deployed) in labels {
-        println!(
-            "environment {}{}  (path-style: {path_style_base}/e/{label}/)",
-            public.environment_url(&label),
-            if deployed { "" } else { " (nothing deployed)" }
-        );
+        let host = public.environment_url(&label);
+        let path = format!("{path_style_base}/e/{label}/");
+        let idle = if deployed { "" } else { " (nothing deployed)" };
+        if base_domain == "localhost" {
+            println!("environment {path}{idle}  (host-style for curl and browsers: {host})");
+        } else {
+            println!("environment {host}{idle}  (path-style: {path})");
+        }
     }
     // Every step that can fail happens before the last startup line: scripts and tests that
     // wait for it may start a flood of requests at once.
@@ -224,15 +278,21 @@ pub fn run(args: Args) -> CliResult {
     if let Some(tls) = &tls {
         tls.spawn_reloader(reload_rx, Duration::from_secs(2))?;
     }
+    let metrics_handle = metrics_server.as_ref().map(Server::shutdown_handle);
+    let reopen = access_log.as_ref().map(|(_, r)| r.clone());
     std::thread::Builder::new()
         .name("assetd-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                // SIGHUP: reopen the access log (logrotate) and reload the TLS certificate;
+                // anything else stops.
                 if signal == signal_hook::consts::SIGHUP {
+                    reopen.iter().for_each(|r| r.request());
                     let _ = reload_tx.send(());
                     continue;
                 }
                 eprintln!("assetd: shutting down (finishing in-flight requests)");
+                metrics_handle.iter().for_each(|h| h.shutdown());
                 handle.shutdown();
                 break;
             }
@@ -247,8 +307,25 @@ pub fn run(args: Args) -> CliResult {
             retention_secs,
             builds_per_hour: args.builds_per_hour,
             public_url,
+            share_max_secs,
         },
-    )?;
+    )?
+    .with_engine_stats(engine_stats);
+    let app = Arc::new(match access_log {
+        Some((log, _)) => app.with_access_log(log),
+        None => app,
+    });
+    if let Some(ms) = metrics_server {
+        println!("metrics on http://{}/metrics", ms.local_addr());
+        let only = Arc::new(crate::http::MetricsOnly(app.clone()));
+        std::thread::Builder::new()
+            .name("assetd-metrics".into())
+            .spawn(move || {
+                if let Err(e) = ms.run(only) {
+                    eprintln!("assetd: the metrics listener stopped: {e}");
+                }
+            })?;
+    }
     let redirect = Redirect {
         https_port: args.public_port.unwrap_or(addr.port()),
     };
@@ -257,8 +334,18 @@ pub fn run(args: Args) -> CliResult {
     }
     // Last startup line: scripts and tests wait for it.
     println!("listening on {scheme}://{addr}");
-    server.run_pair(Arc::new(app), Arc::new(redirect))?;
+    server.run_pair(app, Arc::new(redirect))?;
     Ok(())
+}
+
+/// `--listen`: `IP:PORT`, or `PORT` / `:PORT` meaning 127.0.0.1.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if let Ok(p) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not IP:PORT, PORT or :PORT (for example 127.0.0.1:8080)"))
 }
 
 /// Checks `--public-url`: `http` or `https`, a valid host[:port], nothing after it but an
@@ -287,7 +374,11 @@ fn spawn_retention(store: Arc<Store>, max_age_secs: u64) -> std::io::Result<()> 
         .spawn(move || {
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
-                match store.write(|tx| tx.retention(max_age_secs)) {
+                let pass = store.write(|tx| tx.retention(max_age_secs));
+                if let Ok(r) = &pass {
+                    crate::metrics::get().retention(r.bytes_reclaimed);
+                }
+                match pass {
                     Ok(r) if r.blobs_reclaimed + r.builds_deleted + r.versions_deleted > 0 => {
                         eprintln!(
                             "assetd: retention removed {} builds, {} versions, {} blobs ({} bytes)",

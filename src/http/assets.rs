@@ -8,8 +8,18 @@ use crate::model::{Visibility, urlencode};
 use crate::store::{BlobReader, Hit, Store, StoreError};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
-/// URL the client used, which a protected asset's signature must cover.
-pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, url: &str) -> Reply {
+/// URL the client used, which a protected asset's signature (or share link) must cover.
+/// `share_max_secs` is the longest a share link may still be valid for; `visibility` is set
+/// to the visibility of the asset found (for the access log).
+pub fn serve(
+    store: &Store,
+    req: &mut Request<'_>,
+    label: &str,
+    target: &str,
+    url: &str,
+    share_max_secs: u64,
+    visibility: &mut Option<Visibility>,
+) -> Reply {
     if req.method != "GET" && req.method != "HEAD" {
         let mut r = text(405, "Method Not Allowed\n");
         r.headers.push(("allow".into(), "GET, HEAD".into()));
@@ -33,16 +43,14 @@ pub fn serve(store: &Store, req: &mut Request<'_>, label: &str, target: &str, ur
         let Some(hit) = lookup.resolve(label, &paths)? else {
             return Ok(text(404, "Not Found\n"));
         };
+        *visibility = Some(hit.route.visibility);
         match hit.route.visibility {
             // SECURITY: private assets answer exactly like missing ones, so that their
             // existence is not revealed.
             Visibility::Private => return Ok(text(404, "Not Found\n")),
             Visibility::Protected => {
-                if !signature_ok(&lookup, &hit, req, url)? {
-                    return Ok(text(
-                        403,
-                        "Forbidden: a valid X-Twilio-Signature is required\n",
-                    ));
+                if let Some(refusal) = protected_refusal(&lookup, &hit, req, url, share_max_secs)? {
+                    return Ok(refusal);
                 }
             }
             Visibility::Public => {}
@@ -70,28 +78,64 @@ fn store_error(store: &Store, e: &StoreError) -> Reply {
     }
 }
 
-// SECURITY: the signature is checked with the owning account's current auth token over the
-// URL the client used (with- and without-port forms tried by `sign::verify`).
-fn signature_ok(
+/// Why a protected asset is refused (a 403), or `None` when the request may have it: a valid
+/// `X-Twilio-Signature`, or else a valid, unexpired share link.
+///
+/// SECURITY: both are checked with the owning account's *current* auth token, so promoting
+/// the secondary token revokes every share link made with the old one. The Twilio check is
+/// exactly what it was (over the whole URL, share-link parameters included when present);
+/// the share check reads only the `Expires` and `Signature` query parameters and its own
+/// domain-separated MAC (see `sign::share_check`), so neither value opens the other door.
+fn protected_refusal(
     lookup: &crate::store::Lookup,
     hit: &Hit,
     req: &Request<'_>,
     url: &str,
-) -> Result<bool, StoreError> {
-    let Some(sig) = req.header("x-twilio-signature") else {
-        return Ok(false);
-    };
+    share_max_secs: u64,
+) -> Result<Option<Reply>, StoreError> {
+    use crate::metrics::SignatureFailure;
+    use crate::sign::ShareCheck;
+    let m = crate::metrics::get();
+    let twilio = || text(403, "Forbidden: a valid X-Twilio-Signature is required\n");
     let account = match lookup.account(&hit.account_sid)? {
         Some(a) if a.status == "active" => a,
-        _ => return Ok(false),
+        _ => {
+            m.signature_failure(SignatureFailure::Twilio);
+            return Ok(Some(twilio()));
+        }
     };
-    Ok(crate::sign::verify(
-        &account.auth_token,
-        url,
-        &[],
-        Some(b""),
-        sig,
-    ))
+    if let Some(sig) = req.header("x-twilio-signature")
+        && crate::sign::verify(&account.auth_token, url, &[], Some(b""), sig)
+    {
+        return Ok(None);
+    }
+    let now = crate::store::now();
+    match crate::sign::share_check(&account.auth_token, url, now, share_max_secs) {
+        ShareCheck::Valid => {
+            m.share_links_used
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(None)
+        }
+        ShareCheck::Absent => {
+            m.signature_failure(SignatureFailure::Twilio);
+            Ok(Some(twilio()))
+        }
+        ShareCheck::Expired(at) => {
+            m.signature_failure(SignatureFailure::ShareExpired);
+            let when = crate::model::time::iso8601(at);
+            Ok(Some(text(
+                403,
+                &format!("Forbidden: this link expired at {when}\n"),
+            )))
+        }
+        ShareCheck::Invalid => {
+            m.signature_failure(SignatureFailure::ShareInvalid);
+            Ok(Some(text(
+                403,
+                "Forbidden: this share link is not valid (altered, for another address, or revoked)\n",
+            )))
+        }
+    }
 }
 
 fn respond(

@@ -7,16 +7,20 @@
 //! `/e/{label}/…` is the path-style form of the same asset URLs (for boxes reached by IP), the
 //! rest is the management surface.
 
+pub mod access_log;
 pub mod api;
 pub mod assets;
+pub mod metrics;
 pub mod redirect;
 pub mod server;
 
-use crate::model::domain;
+use crate::metrics::Kind;
+use crate::model::{Visibility, domain};
 use crate::store::Store;
-use server::{Body, Handler, Reply, Request};
+use server::{Body, EngineStats, Handler, Reply, Request};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Prefix of path-style environment URLs: `http://host:port/e/{label}/path`.
 pub const PATH_STYLE_PREFIX: &str = "/e/";
@@ -43,13 +47,32 @@ pub struct AppConfig {
     /// --public-url`): the prefix of absolute URLs in API responses. `None`: the request's
     /// scheme and (checked) `Host`.
     pub public_url: Option<String>,
+    /// The longest a share link may be valid for, counted from when it is used (links made
+    /// for longer are refused); `serve --share-max-lifetime`, 7 days by default.
+    pub share_max_secs: u64,
 }
+
+/// The default of [`AppConfig::share_max_secs`]: 7 days, as S3's presigned URLs.
+pub const DEFAULT_SHARE_MAX_SECS: u64 = 7 * 24 * 3600;
+
+/// The path of the Prometheus metrics on the management host.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// The request router: asset hosts, path-style asset URLs, management host.
 pub struct App {
     store: Arc<Store>,
     config: AppConfig,
     api: api::Api,
+    /// The engine's counters, for `/metrics`.
+    engine: Arc<EngineStats>,
+    access_log: Option<access_log::AccessLog>,
+}
+
+/// What the router learnt about a request, for the metrics and the access log.
+struct Served {
+    kind: Kind,
+    environment: Option<String>,
+    visibility: Option<Visibility>,
 }
 
 impl App {
@@ -60,7 +83,21 @@ impl App {
             store,
             config,
             api: api::Api::new(builder),
+            engine: Arc::default(),
+            access_log: None,
         })
+    }
+
+    /// Reads the engine's counters from `stats` (the engine's [`server::ServerConfig::stats`]).
+    pub fn with_engine_stats(mut self, stats: Arc<EngineStats>) -> App {
+        self.engine = stats;
+        self
+    }
+
+    /// Logs every request to `log`.
+    pub fn with_access_log(mut self, log: access_log::AccessLog) -> App {
+        self.access_log = Some(log);
+        self
     }
 
     /// The scheme the client used: `https` on a TLS connection, else `http` or what a trusted
@@ -99,7 +136,8 @@ impl Handler for App {
     /// Assets, the console and `/healthz` are answered inline (store reads only, no body);
     /// the API runs on the blocking pool.
     fn is_quick(&self, req: &Request<'_>) -> bool {
-        self.is_asset(req) || !api::Api::owns(req.path())
+        // `/metrics` reads every blob and build row: the blocking pool, as the API.
+        self.is_asset(req) || !(api::Api::owns(req.path()) || req.path() == METRICS_PATH)
     }
 
     fn body_limit(&self, req: &Request<'_>) -> u64 {
@@ -115,6 +153,43 @@ impl Handler for App {
     }
 
     fn handle(&self, req: &mut Request<'_>) -> Reply {
+        let start = Instant::now();
+        let mut served = Served {
+            kind: Kind::Console,
+            environment: None,
+            visibility: None,
+        };
+        let reply = self.route(req, &mut served);
+        let took = start.elapsed();
+        let bytes = match &reply.body {
+            _ if req.method == "HEAD" || reply.status == 204 || reply.status == 304 => 0,
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stream { len, .. } | Body::Chunks { len, .. } => *len,
+        };
+        crate::metrics::get().request(served.kind, reply.status, bytes, took);
+        if let Some(log) = &self.access_log {
+            log.log(&access_log::Entry {
+                unix_secs: crate::store::now(),
+                client: client_ip(req, &self.config.trusted_proxies),
+                host: req.header("host").unwrap_or(""),
+                method: &req.method,
+                target: &req.target,
+                status: reply.status,
+                bytes,
+                duration: took,
+                environment: served.environment.as_deref(),
+                visibility: served.visibility.map(Visibility::as_str),
+                referer: req.header("referer"),
+                user_agent: req.header("user-agent"),
+            });
+        }
+        reply
+    }
+}
+
+impl App {
+    fn route(&self, req: &mut Request<'_>, served: &mut Served) -> Reply {
         let host = req.header("host").unwrap_or("").trim().to_string();
         let hostname = strip_port(&host);
         let scheme = self.scheme(req);
@@ -122,7 +197,19 @@ impl Handler for App {
             let label = label.to_ascii_lowercase();
             let url = format!("{scheme}://{host}{}", req.target);
             let path = req.target.clone();
-            return assets::serve(&self.store, req, &label, &path, &url);
+            served.kind = Kind::Asset;
+            let max = self.config.share_max_secs;
+            let reply = assets::serve(
+                &self.store,
+                req,
+                &label,
+                &path,
+                &url,
+                max,
+                &mut served.visibility,
+            );
+            served.environment = Some(label);
+            return reply;
         }
         if let Some(rest) = req.target.strip_prefix(PATH_STYLE_PREFIX) {
             let (label, path) = match rest.find(['/', '?']) {
@@ -132,7 +219,18 @@ impl Handler for App {
             };
             let label = label.to_ascii_lowercase();
             let url = format!("{scheme}://{host}{}", req.target);
-            let mut reply = assets::serve(&self.store, req, &label, &path, &url);
+            served.kind = Kind::Asset;
+            let max = self.config.share_max_secs;
+            let mut reply = assets::serve(
+                &self.store,
+                req,
+                &label,
+                &path,
+                &url,
+                max,
+                &mut served.visibility,
+            );
+            served.environment = Some(label);
             // SECURITY: path-style assets are served from the management host, the console's
             // origin: user HTML must not run there (a fake sign-in form on the real address,
             // same-origin API calls). Host-style domains are origins of their own.
@@ -143,12 +241,53 @@ impl Handler for App {
         }
         let path = req.target.split('?').next().unwrap_or("");
         if api::Api::owns(path) {
+            served.kind = Kind::Api;
             let client = client_ip(req, &self.config.trusted_proxies);
             return self
                 .api
                 .handle(&self.store, &self.config, req, scheme, client);
         }
+        if path == METRICS_PATH {
+            let client = client_ip(req, &self.config.trusted_proxies);
+            // SECURITY: the figures span every account: the main account's own credentials
+            // only (Prometheus `basic_auth`), with the API's failed-login limiter.
+            return match self.api.authenticate_main(&self.store, req, client) {
+                Ok(()) => self.metrics_reply(req),
+                Err(e) => e.into_reply(),
+            };
+        }
         management(req)
+    }
+
+    /// `/metrics`, already authorised.
+    pub fn metrics_reply(&self, req: &Request<'_>) -> Reply {
+        if !matches!(req.method.as_str(), "GET" | "HEAD") {
+            let mut r = text(405, "Method Not Allowed\n");
+            r.headers.push(("allow".into(), "GET, HEAD".into()));
+            return r;
+        }
+        Reply {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), metrics::CONTENT_TYPE.into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body: Body::Bytes(metrics::render(&self.store, &self.engine).into_bytes()),
+        }
+    }
+}
+
+/// The unauthenticated metrics listener (`serve --metrics-listen`): `/metrics` and nothing
+/// else, for a Prometheus on a private network.
+pub struct MetricsOnly(pub Arc<App>);
+
+impl Handler for MetricsOnly {
+    fn handle(&self, req: &mut Request<'_>) -> Reply {
+        if req.path() == METRICS_PATH {
+            self.0.metrics_reply(req)
+        } else {
+            text(404, "Not Found\n")
+        }
     }
 }
 
@@ -224,7 +363,7 @@ pub fn text(status: u16, body: &str) -> Reply {
 }
 
 /// `host[:port]` → `host` (IPv6 literals keep their brackets).
-fn strip_port(host: &str) -> &str {
+pub(crate) fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return match host.find(']') {
             Some(i) => &host[..=i],

@@ -32,6 +32,46 @@ pub fn http_date(unix_secs: u64) -> String {
     )
 }
 
+/// Formats seconds since the Unix epoch as an access log's time (`10/Oct/2000:13:55:36 +0000`).
+pub fn clf_date(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    const MO: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} +0000",
+        MO[(m - 1) as usize],
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Parses a duration such as `90s`, `30m`, `1h`, `7d` or `2w` (a bare number is seconds);
+/// `None` for anything else or zero.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    if num.is_empty() || num.len() > 12 {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|&v| v > 0)
+}
+
 /// A wait for people: `45 s`, `12 min`, `1 h 5 min` (minutes rounded up).
 pub fn human_duration(secs: u64) -> String {
     if secs < 60 {
@@ -80,5 +120,28 @@ mod tests {
         assert_eq!(human_duration(3600), "1 h");
         assert_eq!(human_duration(3599), "1 h");
         assert_eq!(human_duration(3900), "1 h 5 min");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("2s"), Some(2));
+        assert_eq!(parse_duration("30m"), Some(1800));
+        assert_eq!(parse_duration("1h"), Some(3600));
+        assert_eq!(parse_duration("7d"), Some(604_800));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "h",
+            "1x",
+            "-1h",
+            "1.5h",
+            "1h30m",
+            "9999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        assert_eq!(clf_date(971_186_136), "10/Oct/2000:13:55:36 +0000");
     }
 }

@@ -8,6 +8,7 @@ mod backup;
 mod blob;
 mod gc;
 mod gzip;
+mod hot;
 mod ops;
 pub mod records;
 mod resources;
@@ -19,7 +20,7 @@ pub use backup::BackupReport;
 pub use blob::PutBlob;
 pub use blob::{BlobReader, BlobSource, Piece};
 pub use gc::{DEFAULT_RETENTION_SECS, GcReport};
-pub use ops::{Hit, Lookup, Tx};
+pub use ops::{Hit, Lookup, StoreStats, Tx};
 pub use records::*;
 pub use sync::{MANIFEST_TTL_SECS, ManifestBuild, validate_entries};
 pub use tables::{CHUNK_SIZE, Route, SCHEMA_VERSION};
@@ -258,6 +259,8 @@ pub struct Store {
     cache_bytes: usize,
     /// Failed reopen attempts: (first failure, last attempt).
     reopen_failures: Mutex<Option<(Instant, Instant)>>,
+    /// The hot path's cache of resolved URLs, valid between commits.
+    hot: Arc<hot::Hot>,
 }
 
 /// A failed reopen is tried again after this long (each attempt takes the handle lock).
@@ -282,6 +285,7 @@ impl Store {
             dir: dir.to_path_buf(),
             cache_bytes,
             reopen_failures: Mutex::new(None),
+            hot: Arc::default(),
         };
         store.init_schema()?;
         Ok(store)
@@ -340,6 +344,7 @@ impl Store {
         if self.schema_complete()? {
             return Ok(());
         }
+        let _writing = self.hot.writing();
         let mut txn = self.handle()?.begin_write()?;
         txn.set_quick_repair(true);
         {
@@ -366,6 +371,7 @@ impl Store {
     /// back otherwise. Quick repair is on, so a crash leaves a file that reopens at once.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let db = self.handle()?;
+        let _writing = self.hot.writing();
         let result = (|| {
             let mut txn = db.begin_write()?;
             txn.set_quick_repair(true);
@@ -383,9 +389,14 @@ impl Store {
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<Lookup> {
         let db = self.handle()?;
+        let before = self.hot.before_snapshot();
         let result = db.begin_read().map(Lookup::new).map_err(StoreError::from);
         self.check(&db, &result);
-        result
+        let mut lookup = result?;
+        if let Some(g) = self.hot.after_snapshot(before) {
+            lookup.hot = Some((self.hot.clone(), g));
+        }
+        Ok(lookup)
     }
 
     /// The database handle, reopening the file when a disk error dropped the last one

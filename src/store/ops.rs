@@ -13,6 +13,7 @@ use crate::model::limits::{BuildEntry, DEFAULT_RUNTIME, validate_build};
 use crate::model::{AssetPath, Digest, Sid, SidKind, Visibility, domain, mime};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use std::io::Read;
+use std::sync::Arc;
 
 pub(crate) fn new_sid(kind: SidKind) -> String {
     Sid::from_bytes(kind, random_bytes::<16>()).to_string()
@@ -684,6 +685,16 @@ fn build_work(
     Ok(out)
 }
 
+/// See [`Lookup::stats`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub builds_building: u64,
+    pub builds_completed: u64,
+    pub builds_failed: u64,
+}
+
 /// What an asset request resolved to.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -698,11 +709,13 @@ pub struct Hit {
 /// A read snapshot: everything read through one `Lookup` is consistent.
 pub struct Lookup {
     txn: ReadTransaction,
+    /// The hot-path cache and the generation this snapshot may use it at (see `hot.rs`).
+    pub(crate) hot: Option<(std::sync::Arc<super::hot::Hot>, u64)>,
 }
 
 impl Lookup {
     pub(crate) fn new(txn: ReadTransaction) -> Lookup {
-        Lookup { txn }
+        Lookup { txn, hot: None }
     }
 
     pub(crate) fn txn(&self) -> &ReadTransaction {
@@ -751,7 +764,15 @@ impl Lookup {
     }
 
     pub fn account(&self, sid: &str) -> Result<Option<Account>> {
-        self.get(ACCOUNTS, sid)
+        let Some((hot, g)) = &self.hot else {
+            return self.get(ACCOUNTS, sid);
+        };
+        if let Some(account) = hot.account(*g, sid) {
+            return Ok(account);
+        }
+        let account: Option<Account> = self.get(ACCOUNTS, sid)?;
+        hot.put_account(*g, sid, account.clone());
+        Ok(account)
     }
 
     pub fn find_service(&self, account_sid: &str, sid_or_name: &str) -> Result<Option<Service>> {
@@ -817,7 +838,25 @@ impl Lookup {
     /// first of `paths` that exists. The root rule: when `/` is asked and the build has no `/`
     /// route, `/assets/index.html` answers. `None` when the host, build or path is unknown, or
     /// the owning account is suspended or closed.
-    pub fn resolve(&self, label: &str, paths: &[&str]) -> Result<Option<Hit>> {
+    pub fn resolve(&self, label: &str, paths: &[&str]) -> Result<Option<Arc<Hit>>> {
+        let Some((hot, g)) = &self.hot else {
+            return Ok(self.resolve_uncached(label, paths)?.map(Arc::new));
+        };
+        let mut key = String::with_capacity(label.len() + 64);
+        key.push_str(label);
+        for p in paths {
+            key.push('\0');
+            key.push_str(p);
+        }
+        if let Some(hit) = hot.route(*g, &key) {
+            return Ok(hit);
+        }
+        let hit = self.resolve_uncached(label, paths)?.map(Arc::new);
+        hot.put_route(*g, key, hit.clone());
+        Ok(hit)
+    }
+
+    fn resolve_uncached(&self, label: &str, paths: &[&str]) -> Result<Option<Hit>> {
         let host = match self.txn.open_table(HOSTS)?.get(label)? {
             Some(v) => HostEntry::decode(v.value())
                 .ok_or_else(|| StoreError::Corrupt(format!("bad host entry for {label}")))?,
@@ -886,7 +925,18 @@ impl Lookup {
         gzip: bool,
         range: Option<(u64, u64)>,
     ) -> Result<Option<(BlobReader, u64)>> {
-        let Some(meta) = blob_meta(&self.txn.open_table(BLOBS)?, digest)? else {
+        let meta = match &self.hot {
+            Some((hot, g)) => match hot.blob(*g, digest) {
+                Some(meta) => meta,
+                None => {
+                    let meta = blob_meta(&self.txn.open_table(BLOBS)?, digest)?;
+                    hot.put_blob(*g, digest, meta);
+                    meta
+                }
+            },
+            None => blob_meta(&self.txn.open_table(BLOBS)?, digest)?,
+        };
+        let Some(meta) = meta else {
             return Ok(None);
         };
         let (id, size) = if gzip {
@@ -906,6 +956,33 @@ impl Lookup {
     }
 
     /// The SIDs of builds still `building` (left by a restart, or not yet picked up).
+    /// Figures for the metrics page: blobs and their bytes (gzip variants included), and
+    /// builds by status (`building`, `completed`, `failed`). Reads every blob and build row:
+    /// meant for a scrape every few seconds, not for the hot path.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let mut st = StoreStats::default();
+        for item in self.txn.open_table(BLOBS)?.iter()? {
+            let (_, v) = item?;
+            if let Some(meta) = BlobMeta::decode(v.value()) {
+                st.blobs += 1;
+                st.blob_bytes += meta.size;
+                if let GzipState::Some { size, .. } = meta.gzip {
+                    st.blob_bytes += size;
+                }
+            }
+        }
+        for item in self.txn.open_table(BUILDS)?.iter()? {
+            let (_, v) = item?;
+            let b: Build = decode_json(v.value())?;
+            match b.status.as_str() {
+                BUILDING => st.builds_building += 1,
+                "completed" => st.builds_completed += 1,
+                _ => st.builds_failed += 1,
+            }
+        }
+        Ok(st)
+    }
+
     pub fn unfinished_builds(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for item in self.txn.open_table(BUILDS)?.iter()? {

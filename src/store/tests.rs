@@ -159,6 +159,44 @@ fn records_round_trip_and_deploy_switches_atomically() {
     assert_eq!(lookup.build(&b1.sid).unwrap().unwrap(), b1);
     assert!(lookup.resolve(&env.label, &["/y.txt"]).unwrap().is_none());
     assert!(lookup.resolve("nope-0000", &["/x.txt"]).unwrap().is_none());
+
+    // The hot-path cache never outlives a commit, never serves a snapshot taken while a write
+    // is in progress, and never mixes a newer snapshot's reads into an older one's.
+    let old = store.read().unwrap();
+    assert!(old.hot.is_some());
+    assert_eq!(
+        old.resolve(&env.label, &["/x.txt"])
+            .unwrap()
+            .unwrap()
+            .build_sid,
+        b2.sid
+    );
+    let writing = store.hot.writing();
+    assert!(store.read().unwrap().hot.is_none());
+    drop(writing);
+    store.write(|tx| tx.deploy(&env, &b1.sid)).unwrap();
+    let new = store.read().unwrap();
+    assert_eq!(
+        new.resolve(&env.label, &["/x.txt"])
+            .unwrap()
+            .unwrap()
+            .build_sid,
+        b1.sid
+    );
+    assert_eq!(
+        new.resolve(&env.label, &["/x.txt"])
+            .unwrap()
+            .unwrap()
+            .build_sid,
+        b1.sid
+    );
+    assert_eq!(
+        old.resolve(&env.label, &["/x.txt"])
+            .unwrap()
+            .unwrap()
+            .build_sid,
+        b2.sid
+    );
 }
 
 #[test]

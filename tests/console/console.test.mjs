@@ -303,6 +303,9 @@ async function main() {
       // Removal before upload.
       await dlg.getByRole('button', { name: 'Remove medium.bin' }).click();
       assert(await dlg.locator('.upload-row').count() === 3, 'three files listed after removing one');
+      // Regression (issue 11): the Protected default was unexplained and a first file answered 403.
+      const hint = await dlg.locator('#upload-visibility-hint').innerText();
+      assert(/Protected/.test(hint) && /403/.test(hint) && /Public/.test(hint), `visibility hint: ${hint}`);
       await dlg.getByLabel('Visibility for hello.txt').selectOption('public');
       await dlg.getByLabel('Visibility for secret.json').selectOption('protected');
       await dlg.getByLabel('Visibility for config.json').selectOption('private');
@@ -333,7 +336,29 @@ async function main() {
       assert(await page.locator('#asset-list .asset-row .st-deployed').count() === 3, 'three green checks');
       assert(/^ZB[0-9a-f]{32}$/.test(await page.locator('#env-build').innerText()), 'active build shown');
       await shot('1280-assets-deployed');
+      // Regression (issue 11): the upload's "Deploy All to make them live" toast stayed beside
+      // the "Deployed" banner.
+      const stale = await page.locator('.toast', { hasText: 'Deploy All to' }).count();
+      assert(stale === 0, `${stale} superseded "Deploy All to …" toast(s) still shown`);
     });
+
+    for (const width of [1280, 390]) {
+      await step(`Deploy All with the server unreachable shows no success (regression, ${width} px)`, async () => {
+        // Regression (issue 11): a green "already serves the latest version" was drawn from the
+        // stale list above the red "Cannot reach the server".
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        allowed = ['ERR_ABORTED', 'Failed to fetch', 'Failed to load resource'];
+        await page.route('**/v1/Services/**', (r) => r.abort('aborted'));
+        await page.locator('#deploy-all').click();
+        await page.locator('#deploy-status .alert-error').waitFor();
+        assert(await page.locator('#deploy-status .alert-success').count() === 0, 'no success beside the error');
+        await page.unroute('**/v1/Services/**');
+        allowed = [];
+        await page.locator('#deploy-all').click();
+        await page.locator('#deploy-status .alert-success').waitFor();
+        await page.setViewportSize({ width: 1280, height: 860 });
+      });
+    }
 
     let publicUrl;
     let protectedUrl;
@@ -369,9 +394,36 @@ async function main() {
       await dlg.getByRole('button', { name: 'Close', exact: true }).click();
     });
 
+    await step('Share link of the protected asset: pick a lifetime, create, copy; the link opens it', async () => {
+      await rowMenu('/secret.json', 'Share link…');
+      const dlg = page.locator('dialog[open]');
+      await dlg.locator('#share-ttl').waitFor();
+      await dlg.locator('#share-ttl').selectOption({ label: '1 hour' });
+      assert(await dlg.locator('#share-copy').isDisabled(), 'nothing to copy before a link is made');
+      const before = Math.floor(Date.now() / 1000);
+      await dlg.locator('#share-create').click();
+      await page.waitForFunction(() => document.querySelector('#share-url').value.includes('Signature='));
+      const link = await dlg.locator('#share-url').inputValue();
+      const m = link.match(/^(.+)\?Expires=(\d+)&Signature=([A-Za-z0-9_-]+)$/);
+      assert(m && m[1] === protectedUrl, `share link ${link}`);
+      const expires = Number(m[2]);
+      assert(expires >= before + 3600 - 5 && expires <= before + 3600 + 60, `expires in about an hour: ${expires - before} s`);
+      assert((await dlg.locator('#share-expires').innerText()).includes('until'), 'says until when');
+      await dlg.locator('#share-copy').click();
+      await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('Signature='));
+      assert(await clipboard() === link, 'copied the link');
+      const res = await fetchUrl(link);
+      assert(res.status === 200 && res.body.includes('only with a signature'), `share link GET ${res.status}`);
+      const tampered = link.replace(`Expires=${expires}`, `Expires=${expires + 1}`);
+      assert((await fetchUrl(tampered)).status === 403, 'a tampered link is 403');
+      await shot('1280-share-link');
+      await dlg.getByRole('button', { name: 'Close', exact: true }).click();
+    });
+
     await step('the private asset has no Copy URL and answers 404', async () => {
       await row('/config.json').getByRole('button', { name: 'Actions for /config.json' }).click();
       assert(await page.getByRole('menuitem', { name: 'Copy URL' }).count() === 0, 'no Copy URL for private');
+      assert(await page.getByRole('menuitem', { name: 'Share link…' }).count() === 0, 'no Share link for private');
       await page.keyboard.press('Escape');
       const url = protectedUrl.replace(/\/secret\.json$/, '/config.json');
       assert((await fetchUrl(url)).status === 404, 'private is 404');
@@ -479,6 +531,9 @@ async function main() {
       await page.getByRole('tab', { name: 'History' }).click();
       await page.locator('#deployments tbody tr').nth(1).waitFor();
       assert(await page.locator('#deployments tbody tr').count() === 2, 'two deployments');
+      // Regression (issue 11): the builds list repeated the deployments table; it is folded.
+      assert(!(await page.locator('#all-builds').evaluate((d) => d.open)), 'the list of all builds starts folded');
+      assert(!(await page.locator('#builds').isVisible()), 'builds hidden until unfolded');
       assert((await page.locator('#deployments tbody tr').first().innerText()).includes('Live'), 'newest is live');
       await shot('1280-history');
       const older = await page.locator('#deployments tbody tr').nth(1).getAttribute('data-build');
@@ -487,9 +542,38 @@ async function main() {
       assert(older !== before, 'another build is live');
       assert((await fetchUrl(publicUrl)).body === 'Ahoy, world!\n', 'the old content is live again');
       assert(await page.locator('#deployments tbody tr').count() === 3, 'the rollback is a deployment');
+      // Regression (issue 11): History showed SIDs only; each deployment now says what it
+      // changed against the one before, expandable to the paths (at 1280 and 390 px).
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        const cell = page.locator('#deployments tbody tr').first().locator('td.changes');
+        await cell.locator('summary').click();
+        const text = await cell.innerText();
+        assert(/\d+ added, [1-9]\d* changed, \d+ removed/.test(text) && text.includes('/hello.txt'), `changes of the rollback: ${text}`);
+        assert((await page.locator('#deployments tbody tr').last().locator('td.changes').innerText()).startsWith('first deployment'), 'the first deployment says so');
+        await noOverflow('history');
+        await cell.locator('summary').click();
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
       await page.getByRole('tab', { name: 'Assets' }).click();
       await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-path="/hello.txt"]')?.dataset.status === 'changed');
       assert(await row('/secret.json').getAttribute('data-status') === 'deployed', 'unchanged assets stay green after rollback');
+      // Regression (issue 11): Deploy All after a rollback made a duplicate of the build it
+      // rolled away from instead of deploying that one again.
+      await page.locator('#deploy-all').click();
+      await page.locator('#deploy-status .alert-success').waitFor();
+      const latest = await page.locator('#env-build').innerText();
+      await page.getByRole('tab', { name: 'History' }).click();
+      await page.locator('#deployments .rollback').first().waitFor();
+      await page.locator('#deployments .rollback').first().click();
+      await page.waitForFunction((b) => document.querySelector('#env-build').innerText !== b, latest);
+      await page.getByRole('tab', { name: 'Assets' }).click();
+      await page.waitForFunction(() => document.querySelector('#asset-list .asset-row[data-status="changed"]'));
+      await page.locator('#deploy-all').click();
+      await page.locator('#deploy-status .alert-success').waitFor();
+      const status = await page.locator('#deploy-status').innerText();
+      assert(status.includes(latest) && status.includes('reused'), `Deploy All reuses ${latest}: ${status}`);
+      assert(await page.locator('#env-build').innerText() === latest, 'the identical build is live again');
     });
 
     await step('Deploy All includes what another client added meanwhile (regression)', async () => {
@@ -684,6 +768,15 @@ async function main() {
       await page.waitForFunction(() => [...document.querySelectorAll('#asset-list .asset-row')].every((r) => r.dataset.status === 'deployed'));
       await noOverflow('assets');
       await shot('360-assets');
+      // Regression (issue 11): on a phone "Delete service" was the first control of the page.
+      for (const width of [390, 1280]) {
+        await page.setViewportSize({ width, height: 780 });
+        const del = await page.locator('#delete-service').boundingBox();
+        const deploy = await page.locator('#deploy-all').boundingBox();
+        if (width === 390) assert(del.y > deploy.y, `Delete service (y ${del.y}) comes after Deploy All (y ${deploy.y}) at 390 px`);
+        else assert(del.y < deploy.y, 'Delete service stays in the header at 1280 px');
+      }
+      await page.setViewportSize({ width: 360, height: 780 });
       await row('/secret.json').getByRole('button', { name: 'Actions for /secret.json' }).click();
       await page.screenshot({ path: path.join(SHOTS, '360-menu.png'), caret: 'initial' });
       await page.keyboard.press('Escape');
@@ -707,8 +800,13 @@ async function main() {
       await page.getByRole('button', { name: 'Create', exact: true }).click();
       await page.waitForURL(/#\/services\/ZS/);
       await page.locator('#new-environment').waitFor();
+      // Regression (issue 11): a service whose two names are the same showed its name twice.
+      const codes = await page.locator('.page-header code').allInnerTexts();
+      assert(!codes.includes('scratch'), `the name is not repeated under the title: ${JSON.stringify(codes)}`);
       await page.getByRole('link', { name: 'Services', exact: true }).click();
       await page.getByRole('button', { name: 'Delete service scratch' }).waitFor();
+      assert(await page.locator('.unique-name', { hasText: /^scratch$/ }).count() === 0, 'scratch is listed once');
+      assert(await page.locator('.unique-name', { hasText: /^console-test$/ }).count() === 1, 'a different unique name is still shown');
       await shot('1280-services');
       await page.getByRole('button', { name: 'Delete service scratch' }).click();
       await page.getByRole('button', { name: 'Cancel' }).click();
@@ -722,6 +820,28 @@ async function main() {
       await noOverflow('services');
       await shot('360-services');
       await page.setViewportSize({ width: 1280, height: 860 });
+    });
+
+    await step('no two environments share a name (production and a "production" suffix, regression)', async () => {
+      // Regression (issue 11): the suffix-less environment and one whose suffix is
+      // "production" were both listed as "production".
+      const svc = await postForm('/v1/Services', { UniqueName: 'twoprod', FriendlyName: 'Two prod' }, SID, TOKEN);
+      await postForm(`/v1/Services/${svc.sid}/Environments`, { UniqueName: 'production' }, SID, TOKEN);
+      await postForm(`/v1/Services/${svc.sid}/Environments`, { UniqueName: 'production-environment', DomainSuffix: 'production' }, SID, TOKEN);
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 1280 ? 860 : 780 });
+        await page.goto(`${BASE}/#/services/${svc.sid}`);
+        await page.locator('#env-select').waitFor();
+        const names = await page.locator('#env-select option').allInnerTexts();
+        assert(names.length === 2 && new Set(names).size === 2, `environment names ${JSON.stringify(names)}`);
+      }
+      await page.setViewportSize({ width: 1280, height: 860 });
+      const auth = { Authorization: `Basic ${Buffer.from(`${SID}:${TOKEN}`).toString('base64')}` };
+      for (const e of (await (await fetch(`${BASE}/v1/Services/${svc.sid}/Environments`, { headers: auth })).json()).environments) {
+        await fetch(`${BASE}/v1/Services/${svc.sid}/Environments/${e.sid}`, { method: 'DELETE', headers: auth });
+      }
+      await fetch(`${BASE}/v1/Services/${svc.sid}`, { method: 'DELETE', headers: auth });
+      await page.goto(`${BASE}/#/`);
     });
 
     await step('sign out clears the session', async () => {

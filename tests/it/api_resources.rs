@@ -1686,6 +1686,14 @@ fn official_twilio_python_library_drives_the_api() {
         .expect("run bash tests/python/run.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Installing `twilio` needs PyPI: offline, the test is skipped with one line, except under
+    // CI, where it must run.
+    if out.status.code() == Some(4) && std::env::var_os("CI").is_none() {
+        eprintln!(
+            "skipped: the twilio-python test needs PyPI to install `twilio` once (set CI=1 to make this a failure)"
+        );
+        return;
+    }
     assert!(
         out.status.success(),
         "tests/python/run.sh failed ({}); set ASSETD_SKIP_PYTHON=1 only where Python cannot run\nstdout:\n{stdout}\nstderr:\n{stderr}",

@@ -150,6 +150,7 @@ fn import_refuses_broken_projects_and_changes_nothing() {
 #[test]
 fn account_is_stable_and_sign_matches_the_library() {
     let data = tempfile::tempdir().unwrap();
+    drop(Server::start(data.path(), &[]));
     let (ok, first, _) = cli(&["account", "--data", &data_arg(&data)]);
     assert!(ok);
     let (_, second, _) = cli(&["account", "--data", &data_arg(&data)]);
@@ -189,8 +190,14 @@ fn account_is_stable_and_sign_matches_the_library() {
     ]);
     assert!(ok);
     assert_eq!(out.trim(), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-    let (ok, _, err) = cli(&["sign", url]);
-    assert!(!ok && err.contains("--token"), "{err}");
+    let out = std::process::Command::new(BIN)
+        .args(["sign", url])
+        .env_remove("ASSETD_AUTH_TOKEN")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--token"), "{err}");
     let (ok, _, err) = cli(&["sign", "ftp://x/y", "--token", "1"]);
     assert!(!ok && err.contains("not an http"), "{err}");
 }
@@ -201,7 +208,10 @@ fn a_second_process_on_the_same_data_gets_a_clear_error() {
     let _srv = Server::start(data.path(), &[]);
     let (ok, _, err) = cli(&["account", "--data", &data_arg(&data)]);
     assert!(!ok);
-    assert!(err.contains("in use by another assetd process"), "{err}");
+    assert!(
+        err.contains("in use by a running assetd serve") && err.contains("account --url"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 

@@ -13,6 +13,7 @@ struct LimitedServer {
     child: Child,
     addr: SocketAddr,
     data: PathBuf,
+    stderr: crate::harness::CapturedStderr,
 }
 
 impl LimitedServer {
@@ -31,9 +32,12 @@ impl LimitedServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn assetd serve");
+        // The deliberate descriptor exhaustion makes the server log alarming lines: they are
+        // shown only if the test fails.
+        let stderr = crate::harness::CapturedStderr::collect(&mut child);
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
@@ -50,12 +54,18 @@ impl LimitedServer {
             let _ = child.kill();
             panic!("assetd serve exited without printing its address");
         };
-        LimitedServer { child, addr, data }
+        LimitedServer {
+            child,
+            addr,
+            data,
+            stderr,
+        }
     }
 }
 
 impl Drop for LimitedServer {
     fn drop(&mut self) {
+        self.stderr.show_if_panicking();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data);

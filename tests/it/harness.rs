@@ -16,6 +16,44 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Lines printed before the `listening on` line (credentials, URLs).
     pub banner: Vec<String>,
+    /// The server's stderr, shown only when the test fails (deliberate fault tests make the
+    /// server log disk-full and descriptor errors that would alarm a reader of `cargo test`).
+    pub stderr: CapturedStderr,
+}
+
+/// A child's stderr, collected in the background and printed (labelled) when the test that
+/// owns it panics.
+#[derive(Clone, Default)]
+pub struct CapturedStderr(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl CapturedStderr {
+    /// Takes `child`'s piped stderr and collects it.
+    pub fn collect(child: &mut Child) -> CapturedStderr {
+        let captured = CapturedStderr::default();
+        if let Some(err) = child.stderr.take() {
+            let sink = captured.0.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&line);
+                        s.push('\n');
+                    }
+                }
+            });
+        }
+        captured
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// On a failing test, prints what the server said.
+    pub fn show_if_panicking(&self) {
+        if std::thread::panicking() {
+            eprintln!("--- assetd serve stderr (test failed) ---\n{}", self.text());
+        }
+    }
 }
 
 impl Server {
@@ -31,16 +69,18 @@ impl Server {
 
     /// Spawns a prepared `serve` command and waits for its `listening on` line.
     pub fn spawn(mut cmd: Command) -> Server {
-        cmd.stderr(Stdio::inherit());
+        cmd.stderr(Stdio::piped());
         Server::spawn_keeping_stderr(cmd)
     }
 
-    /// [`Server::spawn`] with the command's own stderr (a file, say).
+    /// [`Server::spawn`] with the command's own stderr (a file, say; only a piped one is
+    /// captured).
     pub fn spawn_keeping_stderr(mut cmd: Command) -> Server {
         let mut child = cmd
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn assetd serve");
+        let stderr = CapturedStderr::collect(&mut child);
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let mut addr = None;
@@ -57,7 +97,13 @@ impl Server {
             }
             banner.push(line);
         }
-        let (addr, https) = addr.expect("assetd serve did not print its address");
+        let (addr, https) = addr.unwrap_or_else(|| {
+            let _ = child.wait();
+            panic!(
+                "assetd serve did not print its address; stderr: {}",
+                stderr.text()
+            )
+        });
         // Keep draining stdout in the background so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
         // An https server is probed by its tests (this probe speaks plain HTTP).
@@ -69,6 +115,7 @@ impl Server {
             child,
             addr,
             banner,
+            stderr,
         }
     }
 
@@ -98,6 +145,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stderr.show_if_panicking();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -209,6 +257,10 @@ pub fn cli(args: &[&str]) -> (bool, String, String) {
 /// The main account's (SID, auth token) of `data`, from `assetd account` (run it before the
 /// server starts: a running server holds the directory).
 pub fn credentials(data: &Path) -> (String, String) {
+    if !data.join("assetd.redb").exists() {
+        // `account` never creates a store: a first `serve` does (and prints the account).
+        drop(Server::start(data, &[]));
+    }
     let (ok, out, err) = cli(&["account", "--data", data.to_str().unwrap()]);
     assert!(ok, "assetd account failed: {out}\n{err}");
     let var = |name: &str| {

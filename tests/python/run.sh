@@ -6,7 +6,7 @@
 # environment.
 # Creates a venv with `python3 -m venv` in $ASSETD_PYVENV (default: target/pyvenv), installs
 # `twilio` there once, and exits non-zero when anything fails, including a missing python3,
-# venv module or pip.
+# venv module or pip. Exit 4: installing `twilio` from PyPI failed (offline?).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,7 +34,7 @@ if ! "$venv/bin/python" -c 'import twilio' 2>/dev/null; then
     rm -rf "$venv"
     python3 -m venv "$venv" || { echo "run.sh: python3 -m venv failed (install python3-venv)" >&2; exit 3; }
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement" \
-        || { echo "run.sh: pip install $requirement failed" >&2; exit 3; }
+        || { rm -rf "$venv"; echo "run.sh: pip install $requirement failed (it needs PyPI: https://pypi.org)" >&2; exit 4; }
 fi
 exec 9>&-
 

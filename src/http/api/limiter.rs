@@ -184,11 +184,17 @@ impl Table {
         let e = self.levels[level]
             .entry(key)
             .or_insert_with(|| Entry::new(now));
+        let was_locked = e.locked_any(now);
         e.all.add(now);
         if target == Target::Main {
             e.main.add(now);
         }
         e.last = now;
+        if !was_locked && e.locked_any(now) {
+            crate::metrics::get()
+                .lockouts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// The key the next failure of `ip` is counted under, making room for it when needed.

@@ -91,6 +91,7 @@ fn retention(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
         })?,
     };
     let report = ctx.store.write(|tx| tx.retention(age))?;
+    crate::metrics::get().retention(report.bytes_reclaimed);
     let mut body = serde_json::to_value(&report).map_err(|e| ApiError::internal(&e))?;
     body["max_age_seconds"] = age.into();
     Ok(json_reply(200, &body))

@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod maintenance;
 pub mod multipart;
 pub mod services;
+pub mod share;
 pub mod staging;
 pub mod sync;
 pub mod upload;
@@ -94,6 +95,7 @@ pub static ROUTES: &[&[Route]] = &[
     sync::ROUTES,
     content::ROUTES,
     maintenance::ROUTES,
+    share::ROUTES,
 ];
 
 /// Shared state of the API (the failed-authentication limiter).
@@ -132,6 +134,25 @@ impl Api {
             "POST" if path.ends_with("/Manifests") => sync::MAX_MANIFEST_BYTES,
             _ => form::MAX_FORM_BYTES,
         }
+    }
+
+    /// Authenticates `req` as the main account's own auth token (not a subaccount, not an API
+    /// key), with the failed-login limiter; the refusal is the API's error.
+    pub fn authenticate_main(
+        &self,
+        store: &Store,
+        req: &Request<'_>,
+        client: Option<IpAddr>,
+    ) -> ApiResult<()> {
+        let caller = self.limiter.authenticate(store, req, client)?;
+        if caller.account.owner_sid.is_some() || caller.api_key.is_some() {
+            return Err(ApiError::new(
+                403,
+                20403,
+                "only the main account's auth token may read the metrics",
+            ));
+        }
+        Ok(())
     }
 
     /// Answers one API request from the client address `client` (see [`crate::http::client_ip`]).

@@ -1,27 +1,25 @@
-//! The HTTP engine on hyper 1 + tokio: with `tls.rs` and `secure.rs` (TLS connections,
-//! HTTP/2) the only files that name hyper, hyper-util, http-body-util, bytes, tokio and socket2.
+//! The HTTP engine on hyper 1 + tokio: with `body.rs`, `tls.rs` and `secure.rs` (TLS
+//! connections, HTTP/2) the only files that name hyper, hyper-util, http-body-util, bytes, tokio
+//! and socket2.
 //!
 //! One multi-thread runtime (a worker per core by default). Each accepted connection is a
 //! task; a slow or idle peer costs its buffers, never a thread. Limits: a connection cap (a
 //! semaphore: beyond it connections wait in the listen queue), hyper's head timeout (slow
 //! heads and idle keep-alive), head size and header count (431), a no-progress timeout on
-//! request bodies (here) and on writes ([`Guarded`]), a body size cap, `SO_SNDBUF` capped on
+//! request bodies (`body.rs`) and on writes ([`Guarded`]), a body size cap, `SO_SNDBUF` capped on
 //! accepted sockets. Accept errors (EMFILE and friends) back off and go on.
 
-use super::{
-    Body, Chunk, ChunkSource, Handler, Reply, Request, SPOOL_IN_MEMORY, ServerConfig, Tls,
-};
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use super::body::{Out, receive, respond};
+use super::{Handler, Reply, Request, ServerConfig, Tls};
+use hyper::Method;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -32,12 +30,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::JoinHandle;
 
 /// How long in-flight requests may take to finish after a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Bytes read per blocking-pool trip for [`Body::Stream`] replies.
-const STREAM_PIECE: usize = 64 * 1024;
 
 /// A bound, not yet running server.
 pub struct Server {
@@ -211,7 +206,11 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut last_report: Option<Instant> = None;
+    let stats = shared.config.stats.clone();
     loop {
+        if permits.available_permits() == 0 {
+            stats.cap_waits.fetch_add(1, Ordering::Relaxed); // metrics
+        }
         let permit = tokio::select! {
             biased;
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
@@ -227,6 +226,7 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, remote)) => {
+                stats.accepted.fetch_add(1, Ordering::Relaxed); // metrics
                 let conn = connection(stream, remote, shared.clone(), stop.clone(), permit);
                 tokio::spawn(conn);
             }
@@ -234,6 +234,7 @@ async fn accept_loop(
             // little (connections that finish free some) and go on; anything else (a peer
             // that reset before it was accepted) is retried at once.
             Err(e) => {
+                stats.accept_errors.fetch_add(1, Ordering::Relaxed); // metrics
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -281,6 +282,10 @@ pub(super) async fn serve_http1<S>(
 {
     let tail = Arc::new(Mutex::new(Vec::new()));
     let config = &shared.config;
+    // metrics: open connections, and which limit a connection ended on.
+    let stats = config.stats.clone();
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    let served = Arc::new(AtomicU64::new(0));
     let max_buf = config.max_head_bytes.max(8192);
     let io = TokioIo::new(Guarded {
         stream,
@@ -288,6 +293,7 @@ pub(super) async fn serve_http1<S>(
         stall: None,
         tail: Some(tail.clone()),
         tail_keep: max_buf + 1024,
+        stats: stats.clone(),
     });
     let mut builder = http1::Builder::new();
     builder
@@ -297,20 +303,33 @@ pub(super) async fn serve_http1<S>(
         .max_headers(config.max_headers)
         .keep_alive(true);
     let for_service = shared.clone();
+    let counted = served.clone();
     let service = service_fn(move |req| {
+        counted.fetch_add(1, Ordering::Relaxed); // metrics
         let shared = for_service.clone();
         let tail = tail.clone();
         async move { Ok::<_, Infallible>(answer(&shared, req, remote, Some(&tail), tls).await) }
     });
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
         _ = async { let _ = stop.wait_for(|s| *s).await; } => {
             conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            conn.await
         }
+    };
+    // metrics: hyper's head timeout bounds the first head and the keep-alive wait alike.
+    if ended.is_err_and(|e| e.is_timeout()) {
+        let first = served.load(Ordering::Relaxed) == 0;
+        let counter = if first {
+            &stats.head_timeouts
+        } else {
+            &stats.idle_timeouts
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
+    stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// IPv4 clients of an IPv6 listener are reported by their IPv4 address.
@@ -406,7 +425,15 @@ pub(super) async fn answer(
         return respond(reply, is_head);
     }
     let limit = body_limit(handler.as_ref(), &mut head).min(shared.config.max_body_bytes);
-    let body = match receive(shared, incoming, head.body_len, limit).await {
+    let body = match receive(
+        &shared.config,
+        &shared.spooled,
+        incoming,
+        head.body_len,
+        limit,
+    )
+    .await
+    {
         Ok(body) => body,
         Err((status, message)) => {
             let mut empty = io::empty();
@@ -532,340 +559,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A request body received whole: in memory, in an unlinked spool file, or failed (the
-/// handler sees the error when it reads).
-enum Received {
-    Memory(io::Cursor<Vec<u8>>),
-    File(std::fs::File),
-    Failed(Option<io::Error>),
-}
-
-impl Read for Received {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Received::Memory(c) => c.read(buf),
-            Received::File(f) => f.read(buf),
-            Received::Failed(e) => Err(e
-                .take()
-                .unwrap_or_else(|| io::Error::other("the request body was not received"))),
-        }
-    }
-}
-
-/// Receives a whole request body. A body that makes no progress for the I/O timeout is 408;
-/// one that grows past the cap is 413; a framing error or a vanished peer is 400.
-async fn receive(
-    shared: &Shared,
-    mut incoming: Incoming,
-    declared: Option<u64>,
-    limit: u64,
-) -> Result<Received, (u16, String)> {
-    let config = &shared.config;
-    let empty = || Received::Memory(io::Cursor::new(Vec::new()));
-    if declared == Some(0) || hyper::body::Body::is_end_stream(&incoming) {
-        return Ok(empty());
-    }
-    if declared.is_some_and(|n| n > limit) {
-        // Not read at all: the handler answers 413 from `body_len`, and the unread body makes
-        // hyper close the connection after the reply.
-        let e = io::Error::other(format!(
-            "the request body is larger than this request's limit of {limit} bytes"
-        ));
-        return Ok(Received::Failed(Some(e)));
-    }
-    let mut memory = Vec::with_capacity(declared.map_or(8192, |n| n as usize).min(SPOOL_IN_MEMORY));
-    let mut file: Option<std::fs::File> = None;
-    let mut total = 0u64;
-    loop {
-        let frame = match tokio::time::timeout(config.io_timeout, incoming.frame()).await {
-            Err(_) => {
-                let secs = config.io_timeout.as_secs();
-                return Err((
-                    408,
-                    format!("Request Timeout: the request body made no progress for {secs} s"),
-                ));
-            }
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err((
-                    400,
-                    format!("Bad Request: cannot read the request body: {e}"),
-                ));
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len() as u64;
-        if total > limit {
-            return Err((
-                413,
-                format!(
-                    "Request Entity Too Large: this request takes a body of at most {limit} bytes"
-                ),
-            ));
-        }
-        memory.extend_from_slice(&data);
-        if memory.len() >= SPOOL_IN_MEMORY {
-            match spool(shared, file.take(), std::mem::take(&mut memory)).await {
-                Ok((f, buf)) => (file, memory) = (Some(f), buf),
-                // A full disk: the handler sees the error when it reads (507 on the API).
-                Err(e) => return Ok(Received::Failed(Some(e))),
-            }
-        }
-    }
-    match file {
-        None => Ok(Received::Memory(io::Cursor::new(memory))),
-        Some(f) => match spool(shared, Some(f), memory).await {
-            Ok((mut f, _)) => match f.rewind() {
-                Ok(()) => Ok(Received::File(f)),
-                Err(e) => Ok(Received::Failed(Some(e))),
-            },
-            Err(e) => Ok(Received::Failed(Some(e))),
-        },
-    }
-}
-
-/// Appends `buf` to the spool file (made, unlinked, on first use) on the blocking pool;
-/// gives back the file and the emptied buffer.
-async fn spool(
-    shared: &Shared,
-    file: Option<std::fs::File>,
-    mut buf: Vec<u8>,
-) -> io::Result<(std::fs::File, Vec<u8>)> {
-    let dir = shared
-        .config
-        .spool_dir
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
-    let n = shared.spooled.fetch_add(1, Ordering::Relaxed);
-    let task = tokio::task::spawn_blocking(move || {
-        let mut file = match file {
-            Some(f) => f,
-            None => {
-                std::fs::create_dir_all(&dir)?;
-                // Named like the API's staging files, so that `serve` removes any a crash
-                // left between create and unlink.
-                let path = dir.join(format!("upload-spool-{}-{n}", std::process::id()));
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)?;
-                std::fs::remove_file(&path)?;
-                f
-            }
-        };
-        file.write_all(&buf)?;
-        buf.clear();
-        Ok((file, buf))
-    });
-    task.await.map_err(io::Error::other)?
-}
-
-/// The reply as hyper's response. SECURITY (CVE-2026-66753): every header is checked before
-/// anything is written; a reply with a bad status, name or value is never written and
-/// becomes a 500.
-fn respond(reply: Reply, is_head: bool) -> hyper::Response<Out> {
-    match build(reply, is_head) {
-        Some(r) => r,
-        None => build(
-            Reply::plain(500, "internal server error: invalid response header\n"),
-            is_head,
-        )
-        .expect("a plain reply is valid"),
-    }
-}
-
-fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
-    if !(200..=599).contains(&reply.status) {
-        return None;
-    }
-    let status = StatusCode::from_u16(reply.status).ok()?;
-    let mut headers = HeaderMap::with_capacity(reply.headers.len() + 2);
-    let mut given_len = None;
-    let mut close = false;
-    for (name, value) in &reply.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        let value = HeaderValue::from_str(value).ok()?;
-        match name {
-            header::CONTENT_LENGTH => {
-                let v = value.to_str().ok()?.trim();
-                if !v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()) {
-                    given_len = v.parse::<u64>().ok();
-                }
-            }
-            header::TRANSFER_ENCODING => {}
-            header::CONNECTION => close |= value.as_bytes().eq_ignore_ascii_case(b"close"),
-            _ if name.as_str() == "keep-alive" => {}
-            _ => {
-                headers.append(name, value);
-            }
-        }
-    }
-    let no_body = reply.status == 204 || reply.status == 304;
-    let (body, len) = match reply.body {
-        Body::Empty => (Out::Empty, 0),
-        Body::Bytes(v) => {
-            let n = v.len() as u64;
-            (Out::Full(Some(Bytes::from(v))), n)
-        }
-        Body::Stream { reader, len } => (
-            Out::Stream {
-                reader: Some(reader),
-                left: len,
-                task: None,
-            },
-            len,
-        ),
-        Body::Chunks { source, len } => (Out::Chunks { source, left: len }, len),
-    };
-    let empty_head = is_head && matches!(body, Out::Empty);
-    let length = match (no_body, empty_head) {
-        (true, _) if reply.status == 304 => given_len,
-        (true, _) => None,
-        (false, true) => Some(given_len.unwrap_or(0)),
-        (false, false) => Some(len),
-    };
-    if let Some(n) = length {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-    }
-    if close {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    let body = if is_head || no_body { Out::Empty } else { body };
-    let mut response = hyper::Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Some(response)
-}
-
-/// A response body as hyper pulls it.
-pub(super) enum Out {
-    Empty,
-    Full(Option<Bytes>),
-    Chunks {
-        source: Box<dyn ChunkSource>,
-        left: u64,
-    },
-    Stream {
-        reader: Option<Box<dyn Read + Send>>,
-        left: u64,
-        task: Option<JoinHandle<Piece>>,
-    },
-}
-
-/// A [`Body::Stream`] reader back from the blocking pool with the piece it read.
-type Piece = (Box<dyn Read + Send>, io::Result<Vec<u8>>);
-
-/// A chunk as the owner of a [`Bytes`].
-struct Owned(Chunk);
-
-impl AsRef<[u8]> for Owned {
-    fn as_ref(&self) -> &[u8] {
-        (*self.0).as_ref()
-    }
-}
-
-fn short_body() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "the reply body ended early")
-}
-
-impl hyper::body::Body for Out {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let frame = |b: Bytes| Poll::Ready(Some(Ok(Frame::data(b))));
-        match self.get_mut() {
-            Out::Empty => Poll::Ready(None),
-            Out::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Out::Chunks { left: 0, .. } | Out::Stream { left: 0, .. } => Poll::Ready(None),
-            Out::Chunks { source, left } => match source.next_chunk() {
-                Ok(Some(chunk)) => {
-                    let mut b = Bytes::from_owner(Owned(chunk));
-                    if b.len() as u64 > *left {
-                        b.truncate(*left as usize);
-                    }
-                    if b.is_empty() {
-                        return Poll::Ready(Some(Err(short_body())));
-                    }
-                    *left -= b.len() as u64;
-                    frame(b)
-                }
-                Ok(None) => Poll::Ready(Some(Err(short_body()))),
-                Err(e) => Poll::Ready(Some(Err(e))),
-            },
-            Out::Stream { reader, left, task } => {
-                if task.is_none() {
-                    let Some(mut r) = reader.take() else {
-                        return Poll::Ready(Some(Err(short_body())));
-                    };
-                    let want = (*left).min(STREAM_PIECE as u64) as usize;
-                    *task = Some(tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0u8; want];
-                        let got = read_some(&mut *r, &mut buf).map(|n| {
-                            buf.truncate(n);
-                            buf
-                        });
-                        (r, got)
-                    }));
-                }
-                let done = match task.as_mut().map(|t| Pin::new(t).poll(cx)) {
-                    Some(Poll::Ready(done)) => done,
-                    _ => return Poll::Pending,
-                };
-                *task = None;
-                match done {
-                    Ok((r, Ok(buf))) if !buf.is_empty() => {
-                        *reader = Some(r);
-                        *left -= buf.len() as u64;
-                        frame(Bytes::from(buf))
-                    }
-                    Ok((_, Ok(_))) => Poll::Ready(Some(Err(short_body()))),
-                    Ok((_, Err(e))) => Poll::Ready(Some(Err(e))),
-                    Err(e) => Poll::Ready(Some(Err(io::Error::other(e)))),
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Out::Empty | Out::Full(None) => true,
-            Out::Full(Some(_)) => false,
-            Out::Chunks { left, .. } | Out::Stream { left, .. } => *left == 0,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(match self {
-            Out::Empty | Out::Full(None) => 0,
-            Out::Full(Some(b)) => b.len() as u64,
-            Out::Chunks { left, .. } | Out::Stream { left, .. } => *left,
-        })
-    }
-}
-
-/// Reads until `buf` is full or the reader ends.
-fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// An accepted socket that ends a write making no progress for `timeout` (a peer that stopped
 /// reading), and records its recent input (see [`record_tail`]).
 pub(super) struct Guarded<S> {
@@ -875,6 +568,7 @@ pub(super) struct Guarded<S> {
     /// Recent input, kept for HTTP/1.1 only.
     pub(super) tail: Option<Arc<Mutex<Vec<u8>>>>,
     pub(super) tail_keep: usize,
+    pub(super) stats: Arc<super::EngineStats>,
 }
 
 impl<S> Guarded<S> {
@@ -888,10 +582,10 @@ impl<S> Guarded<S> {
             .stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the peer stopped reading",
-            ))),
+            Poll::Ready(()) => Poll::Ready(Err({
+                self.stats.write_stalls.fetch_add(1, Ordering::Relaxed); // metrics
+                io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")
+            })),
             Poll::Pending => Poll::Pending,
         }
     }

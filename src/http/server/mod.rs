@@ -1,7 +1,7 @@
 //! The HTTP engine's contract: a [`Request`], a [`Reply`], a [`Handler`]. The engine itself
-//! ([`engine`]; TLS connections and HTTP/2 in `secure`, certificates in [`Tls`]: the only files
-//! naming hyper, hyper-util, tokio and rustls) parses requests, enforces the limits of
-//! [`ServerConfig`] and writes replies; the router, the asset path and the API only see the
+//! ([`engine`] and `body`; TLS connections and HTTP/2 in `secure`, certificates in [`Tls`]: the
+//! only files naming hyper, hyper-util, tokio and rustls) parses requests, enforces the limits
+//! of [`ServerConfig`] and writes replies; the router, the asset path and the API only see the
 //! types below.
 //!
 //! Two lanes: a request the handler calls *quick* ([`Handler::is_quick`]: the asset path, the
@@ -10,6 +10,7 @@
 //! (in memory, or in an unlinked spool file past [`SPOOL_IN_MEMORY`]). So no handler ever
 //! waits on the network, and a slow peer costs memory, never a thread.
 
+mod body;
 mod engine;
 mod secure;
 pub mod self_signed;
@@ -23,6 +24,8 @@ pub use tls::Tls;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Request bodies up to this size are kept in memory; larger ones are spooled to a file.
@@ -71,6 +74,33 @@ pub struct ServerConfig {
     pub plain_listen: Option<SocketAddr>,
     /// Most concurrent streams an HTTP/2 connection may open (each is a request in flight).
     pub h2_max_streams: u32,
+    /// Counters the engine keeps (connections, and what each limit cut); the application
+    /// reads them for `/metrics`.
+    pub stats: Arc<EngineStats>,
+}
+
+/// What the engine counts: relaxed atomic adds, never a lock (they cost nothing measurable).
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Connections accepted since the start.
+    pub accepted: AtomicU64,
+    /// Accepts that had to wait because [`ServerConfig::max_connections`] were open.
+    pub cap_waits: AtomicU64,
+    /// Accept errors (out of descriptors or memory: the connection stays in the queue).
+    pub accept_errors: AtomicU64,
+    /// Connections closed because their first request head did not arrive in time.
+    pub head_timeouts: AtomicU64,
+    /// Connections closed because a later request head did not arrive in time (an idle
+    /// keep-alive connection, or a slow second head).
+    pub idle_timeouts: AtomicU64,
+    /// Requests refused because their body made no progress (408).
+    pub body_stalls: AtomicU64,
+    /// Connections cut because the peer stopped reading a response.
+    pub write_stalls: AtomicU64,
+    /// Request bodies refused past their size cap (413).
+    pub body_too_large: AtomicU64,
 }
 
 impl ServerConfig {
@@ -90,6 +120,7 @@ impl ServerConfig {
             tls: None,
             plain_listen: None,
             h2_max_streams: 100,
+            stats: Arc::default(),
         }
     }
 }

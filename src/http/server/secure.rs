@@ -12,7 +12,8 @@
 //! [`ServerConfig::head_timeout`]: super::ServerConfig::head_timeout
 
 use super::Tls;
-use super::engine::{Guarded, Out, Shared, answer, serve_http1};
+use super::body::Out;
+use super::engine::{Guarded, Shared, answer, serve_http1};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use hyper::service::service_fn;
@@ -22,6 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -58,12 +60,17 @@ async fn serve_http2(
     mut stop: watch::Receiver<bool>,
 ) {
     let config = &shared.config;
+    // metrics: an HTTP/2 connection counts as open like an HTTP/1.1 one.
+    let stats = config.stats.clone();
+    stats.open.fetch_add(1, Ordering::Relaxed);
+    let _open = Open(stats.clone());
     let io = TokioIo::new(Guarded {
         stream,
         timeout: config.io_timeout,
         stall: None,
         tail: None,
         tail_keep: 0,
+        stats: config.stats.clone(),
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
@@ -103,6 +110,15 @@ async fn serve_http2(
     };
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(grace, conn).await;
+}
+
+/// Counts an HTTP/2 connection as closed when it ends, however it ends.
+struct Open(Arc<super::EngineStats>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed); // metrics
+    }
 }
 
 /// Requests in flight on an HTTP/2 connection, and how many have started so far.
