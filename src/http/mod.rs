@@ -189,27 +189,40 @@ impl Handler for App {
 }
 
 impl App {
+    /// An asset request for environment `label` (any case), host- or path-style: `path` is
+    /// the asset's path and query, `url` the URL the client used.
+    fn serve_asset(
+        &self,
+        req: &mut Request<'_>,
+        label: &str,
+        path: &str,
+        url: &str,
+        served: &mut Served,
+    ) -> Reply {
+        let label = label.to_ascii_lowercase();
+        served.kind = Kind::Asset;
+        let max = self.config.share_max_secs;
+        let reply = assets::serve(
+            &self.store,
+            req,
+            &label,
+            path,
+            url,
+            max,
+            &mut served.visibility,
+        );
+        served.environment = Some(label);
+        reply
+    }
+
     fn route(&self, req: &mut Request<'_>, served: &mut Served) -> Reply {
         let host = req.header("host").unwrap_or("").trim().to_string();
         let hostname = strip_port(&host);
         let scheme = self.scheme(req);
+        let url = || format!("{scheme}://{host}{}", req.target);
         if let Some(label) = domain::label_of_host(hostname, &self.config.base_domain) {
-            let label = label.to_ascii_lowercase();
-            let url = format!("{scheme}://{host}{}", req.target);
-            let path = req.target.clone();
-            served.kind = Kind::Asset;
-            let max = self.config.share_max_secs;
-            let reply = assets::serve(
-                &self.store,
-                req,
-                &label,
-                &path,
-                &url,
-                max,
-                &mut served.visibility,
-            );
-            served.environment = Some(label);
-            return reply;
+            let (url, path) = (url(), req.target.clone());
+            return self.serve_asset(req, label, &path, &url, served);
         }
         if let Some(rest) = req.target.strip_prefix(PATH_STYLE_PREFIX) {
             let (label, path) = match rest.find(['/', '?']) {
@@ -217,20 +230,8 @@ impl App {
                 Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
                 None => (rest, "/".to_string()),
             };
-            let label = label.to_ascii_lowercase();
-            let url = format!("{scheme}://{host}{}", req.target);
-            served.kind = Kind::Asset;
-            let max = self.config.share_max_secs;
-            let mut reply = assets::serve(
-                &self.store,
-                req,
-                &label,
-                &path,
-                &url,
-                max,
-                &mut served.visibility,
-            );
-            served.environment = Some(label);
+            let (label, url) = (label.to_string(), url());
+            let mut reply = self.serve_asset(req, &label, &path, &url, served);
             // SECURITY: path-style assets are served from the management host, the console's
             // origin: user HTML must not run there (a fake sign-in form on the real address,
             // same-origin API calls). Host-style domains are origins of their own.

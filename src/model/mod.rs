@@ -29,6 +29,21 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Fills `buf` from `r` until it is full or `r` ends (retrying interrupted reads); returns
+/// the bytes read.
+pub fn read_full(r: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// A broken domain rule, with a message that names the rule and the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError(pub String);

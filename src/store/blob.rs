@@ -35,20 +35,6 @@ pub(crate) fn blob_meta<T: ReadableTable<&'static [u8; 32], &'static [u8]>>(
     }
 }
 
-/// Fills `buf` from `r` until it is full or `r` ends; returns the bytes read.
-fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// The outcome of storing bytes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PutBlob {
@@ -87,7 +73,7 @@ pub(crate) fn put_blob(
         let mut chunks = txn.open_table(CHUNKS)?;
         let mut index = 0u32;
         loop {
-            let n = fill(src, &mut buf)?;
+            let n = crate::model::read_full(src, &mut buf)?;
             if n == 0 {
                 break;
             }

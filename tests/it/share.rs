@@ -3,6 +3,7 @@
 //! or host, made with a promoted-away token, and never interchangeable with an
 //! `X-Twilio-Signature`.
 
+use crate::api_resources::form;
 use crate::harness::*;
 use std::net::SocketAddr;
 
@@ -53,24 +54,6 @@ fn split(url: &str) -> (String, String) {
 fn fetch(addr: SocketAddr, url: &str, headers: &[(&str, &str)]) -> Response {
     let (host, target) = split(url);
     request(addr, "GET", &host, &target, headers, b"")
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn post(addr: SocketAddr, auth: (&str, &str), target: &str, pairs: &[(&str, &str)]) -> Response {

@@ -296,7 +296,7 @@ impl hyper::body::Body for Out {
                     let want = (*left).min(STREAM_PIECE as u64) as usize;
                     *task = Some(tokio::task::spawn_blocking(move || {
                         let mut buf = vec![0u8; want];
-                        let got = read_some(&mut *r, &mut buf).map(|n| {
+                        let got = crate::model::read_full(&mut *r, &mut buf).map(|n| {
                             buf.truncate(n);
                             buf
                         });
@@ -337,18 +337,4 @@ impl hyper::body::Body for Out {
             Out::Chunks { left, .. } | Out::Stream { left, .. } => *left,
         })
     }
-}
-
-/// Reads until `buf` is full or the reader ends.
-fn read_some(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
