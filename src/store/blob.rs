@@ -6,6 +6,7 @@ use super::{Result, StoreError, decode_u64};
 use crate::model::{Digest, Hasher};
 use redb::{OwnedAccessGuard, ReadOnlyTable, ReadableTable, WriteTransaction};
 use std::io::{self, Read};
+use std::sync::Arc;
 
 /// Where a new blob's bytes come from.
 pub trait BlobSource: Read {}
@@ -135,29 +136,45 @@ pub(crate) fn delete_chunks(txn: &WriteTransaction, id: u64, size: u64) -> Resul
     Ok(())
 }
 
-/// Part of one stored chunk, borrowed from the store's page without a copy; it keeps its read
-/// snapshot alive until dropped.
+/// Part of one stored chunk, borrowed from the store's page without a copy (it keeps its read
+/// snapshot alive until dropped), or of a small blob kept in memory.
 pub struct Piece {
-    guard: OwnedAccessGuard<&'static [u8]>,
+    data: PieceData,
     start: usize,
     end: usize,
 }
 
+enum PieceData {
+    Page(OwnedAccessGuard<&'static [u8]>),
+    Memory(Arc<[u8]>),
+}
+
 impl AsRef<[u8]> for Piece {
     fn as_ref(&self) -> &[u8] {
-        &self.guard.value()[self.start..self.end]
+        match &self.data {
+            PieceData::Page(guard) => &guard.value()[self.start..self.end],
+            PieceData::Memory(m) => &m[self.start..self.end],
+        }
     }
 }
 
 /// Streams a byte range of one chunk set out of a read snapshot, either through [`Read`]
 /// (one chunk copied at a time) or as [`Piece`]s (no copy). The snapshot stays valid (and its
-/// pages unreclaimed) until the reader and its pieces are dropped.
+/// pages unreclaimed) until the reader and its pieces are dropped. A small blob may instead
+/// come whole from memory (see `hot.rs`).
 pub struct BlobReader {
-    chunks: ReadOnlyTable<(u64, u32), &'static [u8]>,
-    id: u64,
+    source: Source,
     pos: u64,
     end: u64,
     current: Option<(u32, Vec<u8>)>,
+}
+
+enum Source {
+    Chunks {
+        chunks: ReadOnlyTable<(u64, u32), &'static [u8]>,
+        id: u64,
+    },
+    Memory(Arc<[u8]>),
 }
 
 impl BlobReader {
@@ -168,9 +185,19 @@ impl BlobReader {
         end: u64,
     ) -> BlobReader {
         BlobReader {
-            chunks,
-            id,
+            source: Source::Chunks { chunks, id },
             pos: start,
+            end,
+            current: None,
+        }
+    }
+
+    /// Bytes `start..end` of a whole blob held in memory.
+    pub(crate) fn memory(body: Arc<[u8]>, start: u64, end: u64) -> BlobReader {
+        let end = end.min(body.len() as u64);
+        BlobReader {
+            source: Source::Memory(body),
+            pos: start.min(end),
             end,
             current: None,
         }
@@ -187,11 +214,22 @@ impl BlobReader {
         if self.pos >= self.end {
             return Ok(None);
         }
+        let (chunks, id) = match &self.source {
+            Source::Memory(m) => {
+                let (start, end) = (self.pos as usize, self.end as usize);
+                self.pos = self.end;
+                return Ok(Some(Piece {
+                    data: PieceData::Memory(m.clone()),
+                    start,
+                    end,
+                }));
+            }
+            Source::Chunks { chunks, id } => (chunks, *id),
+        };
         let index = (self.pos / CHUNK_SIZE as u64) as u32;
         let start = (self.pos % CHUNK_SIZE as u64) as usize;
-        let guard = self
-            .chunks
-            .get_owned((self.id, index))
+        let guard = chunks
+            .get_owned((id, index))
             .map_err(io::Error::other)?
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is missing"))?;
         let len = guard.value().len();
@@ -204,7 +242,11 @@ impl BlobReader {
         let end = len.min(start + (self.end - self.pos) as usize);
         self.pos += (end - start) as u64;
         self.current = None;
-        Ok(Some(Piece { guard, start, end }))
+        Ok(Some(Piece {
+            data: PieceData::Page(guard),
+            start,
+            end,
+        }))
     }
 }
 
@@ -213,12 +255,21 @@ impl Read for BlobReader {
         if self.pos >= self.end || out.is_empty() {
             return Ok(0);
         }
+        let (chunks, id) = match &self.source {
+            Source::Memory(m) => {
+                let from = &m[self.pos as usize..self.end as usize];
+                let n = out.len().min(from.len());
+                out[..n].copy_from_slice(&from[..n]);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            Source::Chunks { chunks, id } => (chunks, *id),
+        };
         let index = (self.pos / CHUNK_SIZE as u64) as u32;
         let offset = (self.pos % CHUNK_SIZE as u64) as usize;
         if self.current.as_ref().map(|(i, _)| *i) != Some(index) {
-            let guard = self
-                .chunks
-                .get((self.id, index))
+            let guard = chunks
+                .get((id, index))
                 .map_err(io::Error::other)?
                 .ok_or_else(|| {
                     io::Error::new(io::ErrorKind::UnexpectedEof, "blob chunk is missing")

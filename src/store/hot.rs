@@ -19,11 +19,26 @@ use std::sync::{Arc, Mutex};
 /// makes requests as slow as without the cache).
 const MAX_ENTRIES: usize = 4096;
 
+/// Blobs (or gzip variants) up to this size are kept in memory once read ([`Hot::body`]).
+pub(crate) const BODY_MAX: u64 = 128 * 1024;
+/// The most bytes of blob bodies kept; past it the body cache starts over.
+const BODIES_BUDGET: usize = 16 * 1024 * 1024;
+
 #[derive(Default)]
 pub(crate) struct Hot {
     writers: AtomicU64,
     commits: AtomicU64,
     maps: Mutex<Maps>,
+    bodies: Mutex<Bodies>,
+}
+
+/// Small blob bodies by blob id. Unlike the maps above they need no generation: a committed
+/// blob id is never reused (ids only grow, and an aborted writer's id was never visible), and
+/// a blob's bytes never change, so an entry is right for as long as anything can name it.
+#[derive(Default)]
+struct Bodies {
+    map: HashMap<u64, Arc<[u8]>>,
+    bytes: usize,
 }
 
 #[derive(Default)]
@@ -116,5 +131,46 @@ impl Hot {
             }
             m.accounts.insert(sid.to_string(), account);
         });
+    }
+
+    /// The body of blob `id`, when kept.
+    pub(crate) fn body(&self, id: u64) -> Option<Arc<[u8]>> {
+        let b = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        b.map.get(&id).cloned()
+    }
+
+    /// Keeps the body of blob `id` (at most [`BODY_MAX`] bytes).
+    pub(crate) fn put_body(&self, id: u64, body: Arc<[u8]>) {
+        let mut b = self.bodies.lock().unwrap_or_else(|p| p.into_inner());
+        if b.bytes + body.len() > BODIES_BUDGET {
+            b.map.clear();
+            b.bytes = 0;
+        }
+        b.bytes += body.len();
+        if let Some(old) = b.map.insert(id, body) {
+            b.bytes -= old.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_bodies_stay_within_their_budget() {
+        let hot = Hot::default();
+        let body: Arc<[u8]> = vec![7u8; BODY_MAX as usize].into();
+        let fit = BODIES_BUDGET / BODY_MAX as usize;
+        for id in 0..fit as u64 {
+            hot.put_body(id, body.clone());
+        }
+        assert!(hot.body(0).is_some() && hot.body(fit as u64 - 1).is_some());
+        // One more starts the cache over: never more than the budget held.
+        hot.put_body(fit as u64, body.clone());
+        assert!(hot.body(0).is_none());
+        assert_eq!(hot.body(fit as u64).as_deref(), Some(&body[..]));
+        let b = hot.bodies.lock().unwrap();
+        assert!(b.bytes <= BODIES_BUDGET && b.bytes == b.map.len() * BODY_MAX as usize);
     }
 }

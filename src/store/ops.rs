@@ -948,11 +948,28 @@ impl Lookup {
             (meta.id, meta.size)
         };
         let (start, end) = range.unwrap_or((0, size));
+        let end = end.min(size);
+        if let Some((hot, _)) = &self.hot
+            && size <= super::hot::BODY_MAX
+        {
+            let body = match hot.body(id) {
+                Some(body) => body,
+                None => {
+                    let chunks = self.txn.open_table(CHUNKS)?;
+                    let mut all = Vec::with_capacity(size as usize);
+                    BlobReader::new(chunks, id, 0, size).read_to_end(&mut all)?;
+                    if all.len() as u64 != size {
+                        return Err(StoreError::Corrupt(format!("blob {digest} is short")));
+                    }
+                    let body: Arc<[u8]> = all.into();
+                    hot.put_body(id, body.clone());
+                    body
+                }
+            };
+            return Ok(Some((BlobReader::memory(body, start, end), size)));
+        }
         let chunks = self.txn.open_table(CHUNKS)?;
-        Ok(Some((
-            BlobReader::new(chunks, id, start, end.min(size)),
-            size,
-        )))
+        Ok(Some((BlobReader::new(chunks, id, start, end), size)))
     }
 
     /// The SIDs of builds still `building` (left by a restart, or not yet picked up).

@@ -805,3 +805,34 @@ fn friendly_names_with_control_characters_are_refused() {
         "{err}"
     );
 }
+
+/// Small blobs come from memory after their first read: the same bytes, whole, by range and
+/// as pieces, on the read that fills the cache and on the ones after it.
+#[test]
+fn small_blobs_read_from_memory_match_the_stored_bytes() {
+    let (_d, store) = open();
+    let body = bytes(5000, 3);
+    let digest = store
+        .write(|tx| Ok(tx.put_blob(&mut body.as_slice(), None, None)?.digest))
+        .unwrap();
+    for _ in 0..3 {
+        let lookup = store.read().unwrap();
+        assert!(
+            lookup.hot.is_some(),
+            "no writer: the snapshot may use the cache"
+        );
+        let (mut r, len) = lookup.open_blob(&digest, false, None).unwrap().unwrap();
+        assert_eq!(len, 5000);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert!(out == body);
+        let (mut r, _) = lookup
+            .open_blob(&digest, false, Some((17, 4000)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.remaining(), 3983);
+        let piece = r.next_piece().unwrap().unwrap();
+        assert!(piece.as_ref() == &body[17..4000]);
+        assert!(r.next_piece().unwrap().is_none());
+    }
+}
