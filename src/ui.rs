@@ -52,7 +52,7 @@ pub struct Response {
     /// 200, or 304 when the client's `If-None-Match` matched.
     pub status: u16,
     /// Header names lower-case; values are fixed strings or hex digests, never request bytes.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     /// The body (empty for 304).
     pub body: Vec<u8>,
 }
@@ -158,16 +158,16 @@ fn respond(
         etag
     };
     let mut headers = vec![
-        ("content-type".to_string(), content_type.to_string()),
-        ("cache-control".to_string(), cache.to_string()),
-        ("etag".to_string(), etag.clone()),
-        ("x-content-type-options".to_string(), "nosniff".to_string()),
-        ("referrer-policy".to_string(), "no-referrer".to_string()),
-        ("x-frame-options".to_string(), "DENY".to_string()),
-        ("content-security-policy".to_string(), CSP.to_string()),
+        ("content-type".into(), content_type.to_string().into()),
+        ("cache-control".into(), cache.to_string().into()),
+        ("etag".into(), etag.clone().into()),
+        ("x-content-type-options".into(), "nosniff".into()),
+        ("referrer-policy".into(), "no-referrer".into()),
+        ("x-frame-options".into(), "DENY".into()),
+        ("content-security-policy".into(), CSP.into()),
     ];
     if compressible {
-        headers.push(("vary".to_string(), "Accept-Encoding".to_string()));
+        headers.push(("vary".into(), "Accept-Encoding".into()));
     }
     if req
         .if_none_match
@@ -180,7 +180,7 @@ fn respond(
         };
     }
     let body = if gzip {
-        headers.push(("content-encoding".to_string(), "gzip".to_string()));
+        headers.push(("content-encoding".into(), "gzip".into()));
         gzipped(&etag, &data)
     } else {
         data.into_owned()
@@ -237,7 +237,7 @@ mod tests {
         r.headers
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
             .unwrap_or_else(|| panic!("no {name} header"))
     }
 

@@ -1,22 +1,23 @@
 //! Serving an asset: the hot path. One read snapshot resolves host label → active build →
 //! route and streams the blob from that same snapshot.
 
-use super::server::{Body, Chunk, ChunkSource, Reply, Request};
+use super::server::{Body, Chunk, ChunkSource, Reply, Request, Text};
 use super::text;
 use crate::model::mime::{self, accepts_gzip, etag_matches};
 use crate::model::{Visibility, urlencode};
 use crate::store::{BlobReader, Hit, Store, StoreError};
 
 /// Answers a GET or HEAD for `target` (path + query) on the environment `label`. `url` is the
-/// URL the client used, which a protected asset's signature (or share link) must cover.
+/// URL the client used (made only for a protected asset), which its signature or share link must
+/// cover.
 /// `share_max_secs` is the longest a share link may still be valid for; `visibility` is set
 /// to the visibility of the asset found (for the access log).
 pub fn serve(
     store: &Store,
-    req: &mut Request<'_>,
+    req: &Request<'_>,
     label: &str,
     target: &str,
-    url: &str,
+    url: &dyn Fn() -> String,
     share_max_secs: u64,
     visibility: &mut Option<Visibility>,
 ) -> Reply {
@@ -49,7 +50,9 @@ pub fn serve(
             // existence is not revealed.
             Visibility::Private => return Ok(text(404, "Not Found\n")),
             Visibility::Protected => {
-                if let Some(refusal) = protected_refusal(&lookup, &hit, req, url, share_max_secs)? {
+                if let Some(refusal) =
+                    protected_refusal(&lookup, &hit, req, &url(), share_max_secs)?
+                {
                     return Ok(refusal);
                 }
             }
@@ -145,10 +148,11 @@ fn respond(
 ) -> Result<Reply, StoreError> {
     let route = &hit.route;
     let etag = format!("\"{}\"", route.digest.to_hex());
-    let gz_etag = format!("\"{}-gzip\"", route.digest.to_hex());
+    let gz_etag = || format!("{}-gzip\"", &etag[..etag.len() - 1]);
     let compressible = mime::is_compressible(&route.content_type);
-    let mut headers: Vec<(String, String)> = vec![
-        ("content-type".into(), route.content_type.clone()),
+    let mut headers: Vec<(Text, Text)> = Vec::with_capacity(9);
+    headers.extend([
+        ("content-type".into(), route.content_type.clone().into()),
         ("x-content-type-options".into(), "nosniff".into()),
         ("accept-ranges".into(), "bytes".into()),
         (
@@ -158,14 +162,14 @@ fn respond(
                 _ => "public, no-cache".into(),
             },
         ),
-    ];
+    ]);
     if compressible {
         headers.push(("vary".into(), "Accept-Encoding".into()));
     }
     if let Some(inm) = req.header("if-none-match")
-        && etag_matches(inm, &[&etag, &gz_etag])
+        && etag_matches(inm, &[&etag, &gz_etag()])
     {
-        headers.push(("etag".into(), etag));
+        headers.push(("etag".into(), etag.into()));
         return Ok(Reply {
             status: 304,
             headers,
@@ -180,7 +184,7 @@ fn respond(
         && matches!(range, RangeSpec::Full)
         && accepts_gzip(req.header("accept-encoding").unwrap_or(""));
     if wants_gzip && let Some((reader, len)) = lookup.open_blob(&route.digest, true, None)? {
-        headers.push(("etag".into(), gz_etag));
+        headers.push(("etag".into(), gz_etag().into()));
         headers.push(("content-encoding".into(), "gzip".into()));
         return Ok(Reply {
             status: 200,
@@ -191,20 +195,22 @@ fn respond(
             },
         });
     }
-    headers.push(("etag".into(), etag));
+    headers.push(("etag".into(), etag.into()));
     let (status, start, end) = match range {
         RangeSpec::Full => (200, 0, route.size),
         RangeSpec::Part(start, end) => {
             headers.push((
                 "content-range".into(),
-                format!("bytes {start}-{}/{}", end - 1, route.size),
+                format!("bytes {start}-{}/{}", end - 1, route.size).into(),
             ));
             (206, start, end)
         }
         RangeSpec::Unsatisfiable => {
             let mut r = text(416, "Range Not Satisfiable\n");
-            r.headers
-                .push(("content-range".into(), format!("bytes */{}", route.size)));
+            r.headers.push((
+                "content-range".into(),
+                format!("bytes */{}", route.size).into(),
+            ));
             return Ok(r);
         }
     };

@@ -141,7 +141,7 @@ impl Handler for App {
     }
 
     fn body_limit(&self, req: &Request<'_>) -> u64 {
-        api::Api::body_limit(&req.method, req.path())
+        api::Api::body_limit(req.method, req.path())
     }
 
     /// The API's refusals are in its JSON error shape; the rest are plain text.
@@ -173,8 +173,8 @@ impl Handler for App {
                 unix_secs: crate::store::now(),
                 client: client_ip(req, &self.config.trusted_proxies),
                 host: req.header("host").unwrap_or(""),
-                method: &req.method,
-                target: &req.target,
+                method: req.method,
+                target: req.target,
                 status: reply.status,
                 bytes,
                 duration: took,
@@ -190,24 +190,28 @@ impl Handler for App {
 
 impl App {
     /// An asset request for environment `label` (any case), host- or path-style: `path` is
-    /// the asset's path and query, `url` the URL the client used.
+    /// the asset's path and query; the URL the client used (which a protected asset's
+    /// signature or share link must cover) is `{scheme}://{host}{target}`.
     fn serve_asset(
         &self,
-        req: &mut Request<'_>,
+        req: &Request<'_>,
         label: &str,
         path: &str,
-        url: &str,
         served: &mut Served,
     ) -> Reply {
         let label = label.to_ascii_lowercase();
         served.kind = Kind::Asset;
         let max = self.config.share_max_secs;
+        let url = || {
+            let host = req.header("host").unwrap_or("").trim();
+            format!("{}://{host}{}", self.scheme(req), req.target)
+        };
         let reply = assets::serve(
             &self.store,
             req,
             &label,
             path,
-            url,
+            &url,
             max,
             &mut served.visibility,
         );
@@ -216,13 +220,10 @@ impl App {
     }
 
     fn route(&self, req: &mut Request<'_>, served: &mut Served) -> Reply {
-        let host = req.header("host").unwrap_or("").trim().to_string();
-        let hostname = strip_port(&host);
-        let scheme = self.scheme(req);
-        let url = || format!("{scheme}://{host}{}", req.target);
-        if let Some(label) = domain::label_of_host(hostname, &self.config.base_domain) {
-            let (url, path) = (url(), req.target.clone());
-            return self.serve_asset(req, label, &path, &url, served);
+        let host = req.header("host").unwrap_or("").trim();
+        if let Some(label) = domain::label_of_host(strip_port(host), &self.config.base_domain) {
+            let label = label.to_string();
+            return self.serve_asset(req, &label, req.target, served);
         }
         if let Some(rest) = req.target.strip_prefix(PATH_STYLE_PREFIX) {
             let (label, path) = match rest.find(['/', '?']) {
@@ -230,8 +231,7 @@ impl App {
                 Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
                 None => (rest, "/".to_string()),
             };
-            let (label, url) = (label.to_string(), url());
-            let mut reply = self.serve_asset(req, &label, &path, &url, served);
+            let mut reply = self.serve_asset(req, label, &path, served);
             // SECURITY: path-style assets are served from the management host, the console's
             // origin: user HTML must not run there (a fake sign-in form on the real address,
             // same-origin API calls). Host-style domains are origins of their own.
@@ -240,6 +240,7 @@ impl App {
                 .push(("content-security-policy".into(), PATH_STYLE_CSP.into()));
             return reply;
         }
+        let scheme = self.scheme(req);
         let path = req.target.split('?').next().unwrap_or("");
         if api::Api::owns(path) {
             served.kind = Kind::Api;
@@ -262,7 +263,7 @@ impl App {
 
     /// `/metrics`, already authorised.
     pub fn metrics_reply(&self, req: &Request<'_>) -> Reply {
-        if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        if !matches!(req.method, "GET" | "HEAD") {
             let mut r = text(405, "Method Not Allowed\n");
             r.headers.push(("allow".into(), "GET, HEAD".into()));
             return r;
@@ -316,7 +317,7 @@ fn management(req: &Request<'_>) -> Reply {
     };
     match reply {
         None => text(404, "Not Found\n"),
-        Some(_) if !matches!(req.method.as_str(), "GET" | "HEAD") => {
+        Some(_) if !matches!(req.method, "GET" | "HEAD") => {
             let mut r = text(405, "Method Not Allowed\n");
             r.headers.push(("allow".into(), "GET, HEAD".into()));
             r

@@ -39,11 +39,11 @@ impl Handler for Redirect {
             return text(200, "ok\n");
         }
         let host = req.header("host").unwrap_or("").trim();
-        match self.location(host, &req.target) {
+        match self.location(host, req.target) {
             None => text(400, "Bad Request: missing or invalid Host header\n"),
             Some(url) => {
                 let mut r = text(308, &format!("Permanent Redirect: {url}\n"));
-                r.headers.push(("location".into(), url));
+                r.headers.push(("location".into(), url.into()));
                 r
             }
         }

@@ -73,7 +73,8 @@ impl Limiter {
                     "Too many requests: {MAX_FAILURES} failed authentications from this address; retry in {retry} s"
                 ),
             );
-            err.headers.push(("retry-after".into(), retry.to_string()));
+            err.headers
+                .push(("retry-after".into(), retry.to_string().into()));
             return Err(err);
         }
         match authenticate(store, &user, &password) {

@@ -45,9 +45,9 @@ fn version_content(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Repl
     Ok(Reply {
         status: 200,
         headers: vec![
-            ("content-type".into(), v.content_type.clone()),
+            ("content-type".into(), v.content_type.clone().into()),
             ("x-content-type-options".into(), "nosniff".into()),
-            ("etag".into(), format!("\"{}\"", v.digest)),
+            ("etag".into(), format!("\"{}\"", v.digest).into()),
             ("cache-control".into(), "private, no-store".into()),
         ],
         body: Body::Stream {
@@ -92,7 +92,8 @@ fn private_bundle(ctx: &mut Ctx<'_, '_, '_>, args: &[String]) -> ApiResult<Reply
                 format!(
                     "attachment; filename=\"{}-private-assets.tar.gz\"",
                     build.sid
-                ),
+                )
+                .into(),
             ),
             ("cache-control".into(), "private, no-store".into()),
         ],

@@ -10,7 +10,7 @@ pub struct ApiError {
     pub code: u32,
     pub message: String,
     /// Extra response headers (`Retry-After`, `WWW-Authenticate`, `Connection`).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(crate::http::server::Text, crate::http::server::Text)>,
     /// Made from a disk error of the store: the store must reopen its file (see
     /// [`crate::store::Store::note_error`]).
     pub disk_failure: bool,
@@ -67,7 +67,7 @@ impl ApiError {
 
     pub fn method_not_allowed(allow: &str) -> ApiError {
         let mut e = ApiError::new(405, 20004, "Method not allowed");
-        e.headers.push(("allow".into(), allow.into()));
+        e.headers.push(("allow".into(), allow.to_string().into()));
         e
     }
 
@@ -116,7 +116,7 @@ impl ApiError {
             "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
             "status": self.status,
         });
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        let mut headers = vec![("content-type".into(), "application/json".into())];
         headers.extend(self.headers);
         Reply {
             status: self.status,
@@ -137,8 +137,10 @@ impl From<StoreError> for ApiError {
                 retry_after_secs,
             } => {
                 let mut e = ApiError::new(429, 20429, message);
-                e.headers
-                    .push(("retry-after".into(), retry_after_secs.max(1).to_string()));
+                e.headers.push((
+                    "retry-after".into(),
+                    retry_after_secs.max(1).to_string().into(),
+                ));
                 e
             }
             e @ StoreError::DigestMismatch { .. } => ApiError::invalid(e.to_string()),

@@ -57,7 +57,10 @@ fn backup(ctx: &mut Ctx<'_, '_, '_>, _: &[String]) -> ApiResult<Reply> {
                 "content-disposition".into(),
                 "attachment; filename=\"assetd.backup\"".into(),
             ),
-            ("x-assetd-backup-records".into(), report.records.to_string()),
+            (
+                "x-assetd-backup-records".into(),
+                report.records.to_string().into(),
+            ),
         ],
         body: Body::Stream {
             reader: Box::new(file),

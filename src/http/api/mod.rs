@@ -183,8 +183,8 @@ impl Api {
         scheme: &str,
         client: Option<IpAddr>,
     ) -> ApiResult<Reply> {
-        let target = req.target.clone();
-        let (raw_path, raw_query) = target.split_once('?').unwrap_or((&target, ""));
+        let target = req.target;
+        let (raw_path, raw_query) = target.split_once('?').unwrap_or((target, ""));
         let raw_path = raw_path.strip_suffix(".json").unwrap_or(raw_path);
         // A malformed escape matches no route (the 404 comes after authentication).
         let decoded = crate::model::urlencode::decode_path(raw_path);

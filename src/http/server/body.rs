@@ -174,9 +174,10 @@ fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
     let mut headers = HeaderMap::with_capacity(reply.headers.len() + 2);
     let mut given_len = None;
     let mut close = false;
-    for (name, value) in &reply.headers {
+    for (name, value) in reply.headers {
+        // Standard names are recognised without an allocation.
         let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
-        let value = HeaderValue::from_str(value).ok()?;
+        let value = header_value(value)?;
         match name {
             header::CONTENT_LENGTH => {
                 let v = value.to_str().ok()?.trim();
@@ -227,6 +228,21 @@ fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Some(response)
+}
+
+/// A reply's header value, checked as `HeaderValue::from_str` checks it (no control
+/// characters but tab), without copying it: a fixed string is used in place and a computed one
+/// is moved in.
+fn header_value(value: super::Text) -> Option<HeaderValue> {
+    match value {
+        std::borrow::Cow::Borrowed(v)
+            if v.bytes().all(|b| (b' '..=b'~').contains(&b) || b == b'\t') =>
+        {
+            Some(HeaderValue::from_static(v))
+        }
+        std::borrow::Cow::Borrowed(v) => HeaderValue::from_str(v).ok(),
+        std::borrow::Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)).ok(),
+    }
 }
 
 /// A response body as hyper pulls it.

@@ -13,7 +13,7 @@ use super::body::{Out, receive, respond};
 use super::{Handler, Reply, Request, ServerConfig, Tls};
 use hyper::Method;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
+use hyper::header;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -343,33 +343,64 @@ fn canonical(a: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The head of a request, owned, before a body is attached.
+/// The head of a request as hyper parsed it, before a body is attached; requests borrow it.
 struct Head {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    parts: hyper::http::request::Parts,
+    /// The target when the URI has no path (`OPTIONS *`, an authority-form target).
+    odd_target: Option<String>,
     remote: Option<SocketAddr>,
     tls: bool,
     body_len: Option<u64>,
 }
 
+impl super::Headers for Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        match self.parts.headers.get(name) {
+            Some(v) => std::str::from_utf8(v.as_bytes()).ok(),
+            // HTTP/2 carries the host in the `:authority` pseudo-header, kept in the URI.
+            None if name == "host" => self.parts.uri.authority().map(|a| a.as_str()),
+            None => None,
+        }
+    }
+}
+
 impl Head {
-    fn request<'a>(&mut self, body: &'a mut dyn Read) -> Request<'a> {
+    fn new(parts: hyper::http::request::Parts, remote: SocketAddr, tls: bool) -> Head {
+        let odd_target = match parts.uri.path_and_query() {
+            Some(_) => None,
+            None => Some(parts.uri.to_string()),
+        };
+        let body_len = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Head {
+            parts,
+            odd_target,
+            remote: Some(remote),
+            tls,
+            body_len,
+        }
+    }
+
+    fn target(&self) -> &str {
+        match (&self.odd_target, self.parts.uri.path_and_query()) {
+            (Some(t), _) => t,
+            (None, Some(p)) => p.as_str(),
+            (None, None) => "",
+        }
+    }
+
+    fn request<'a>(&'a self, body: &'a mut dyn Read) -> Request<'a> {
         Request {
-            method: std::mem::take(&mut self.method),
-            target: std::mem::take(&mut self.target),
-            headers: std::mem::take(&mut self.headers),
+            method: self.parts.method.as_str(),
+            target: self.target(),
+            headers: self,
             remote: self.remote,
             tls: self.tls,
             body_len: self.body_len,
             body,
         }
-    }
-
-    fn restore(&mut self, req: Request<'_>) {
-        self.method = req.method;
-        self.target = req.target;
-        self.headers = req.headers;
     }
 }
 
@@ -385,46 +416,25 @@ pub(super) async fn answer(
 ) -> hyper::Response<Out> {
     let (parts, incoming) = req.into_parts();
     let is_head = parts.method == Method::HEAD;
-    let mut head = Head {
-        method: parts.method.as_str().to_string(),
-        target: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_string()),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                (n.as_str().to_string(), v)
-            })
-            .collect(),
-        remote: Some(remote),
-        tls,
-        body_len: parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok()),
-    };
-    // HTTP/2 carries the host in the `:authority` pseudo-header, which hyper keeps in the URI.
-    if !head.headers.iter().any(|(n, _)| n == "host")
-        && let Some(authority) = parts.uri.authority()
-    {
-        head.headers
-            .push(("host".into(), authority.as_str().to_string()));
-    }
+    let head = Head::new(parts, remote, tls);
     let handler = &shared.handler;
-    if let Some((status, message)) = framing_error(&parts.headers, tail, &head) {
+    if let Some((status, message)) = framing_error(tail, &head) {
         let mut empty = io::empty();
         let req = head.request(&mut empty);
         let mut reply = handler.refuse(&req, status, message);
         reply.headers.push(("connection".into(), "close".into()));
         return respond(reply, is_head);
     }
-    if let Some(reply) = quick(handler.as_ref(), &mut head) {
-        return respond(reply, is_head);
-    }
-    let limit = body_limit(handler.as_ref(), &mut head).min(shared.config.max_body_bytes);
+    let limit = {
+        let mut empty = io::empty();
+        let mut req = head.request(&mut empty);
+        if handler.is_quick(&req) {
+            let reply = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req)))
+                .unwrap_or_else(|_| Reply::plain(500, "Internal Server Error\n"));
+            return respond(reply, is_head);
+        }
+        handler.body_limit(&req).min(shared.config.max_body_bytes)
+    };
     let body = match receive(
         &shared.config,
         &shared.spooled,
@@ -457,39 +467,14 @@ pub(super) async fn answer(
     respond(reply, is_head)
 }
 
-/// Answers `head` inline when the handler calls it quick (its body is never read).
-fn quick(handler: &dyn Handler, head: &mut Head) -> Option<Reply> {
-    let mut empty = io::empty();
-    let mut req = head.request(&mut empty);
-    if !handler.is_quick(&req) {
-        head.restore(req);
-        return None;
-    }
-    let reply = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req)))
-        .unwrap_or_else(|_| Reply::plain(500, "Internal Server Error\n"));
-    Some(reply)
-}
-
-fn body_limit(handler: &dyn Handler, head: &mut Head) -> u64 {
-    let mut empty = io::empty();
-    let req = head.request(&mut empty);
-    let limit = handler.body_limit(&req);
-    head.restore(req);
-    limit
-}
-
 /// SECURITY: request framing the engine refuses even where hyper would accept it: any
 /// `Transfer-Encoding` but a single `chunked` (501), and `Transfer-Encoding` together with
 /// `Content-Length` (400; hyper drops the length and closes after the reply, but such a
 /// request is a smuggling attempt and no handler should see it). Both close the connection.
 /// Control characters in header names and values, bad chunk sizes and conflicting lengths
 /// are refused by hyper's parser (400) before this.
-fn framing_error(
-    headers: &HeaderMap,
-    tail: Option<&Mutex<Vec<u8>>>,
-    head: &Head,
-) -> Option<(u16, &'static str)> {
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
+fn framing_error(tail: Option<&Mutex<Vec<u8>>>, head: &Head) -> Option<(u16, &'static str)> {
+    let mut te = head.parts.headers.get_all(header::TRANSFER_ENCODING).iter();
     let first = te.next()?;
     if te.next().is_some()
         || !first
@@ -504,7 +489,7 @@ fn framing_error(
     }
     // HTTP/2 has no Transfer-Encoding (h2 refuses it as malformed before this).
     let tail = tail?.lock().unwrap_or_else(|p| p.into_inner());
-    if tail_has_content_length(&tail, &head.method, &head.target) {
+    if tail_has_content_length(&tail, head.parts.method.as_str(), head.target()) {
         return Some((
             400,
             "Bad Request: Transfer-Encoding together with Content-Length",

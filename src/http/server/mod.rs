@@ -28,6 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+/// A header name or value of a [`Reply`]: a fixed string, or one computed for this reply.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// Request bodies up to this size are kept in memory; larger ones are spooled to a file.
 pub const SPOOL_IN_MEMORY: usize = 256 * 1024;
 
@@ -125,14 +128,15 @@ impl ServerConfig {
     }
 }
 
-/// One request as the handler sees it.
+/// One request as the handler sees it, borrowed from the engine's parse (nothing is copied
+/// for it).
 pub struct Request<'a> {
     /// The method, exactly as sent (methods are case-sensitive: `get` is not `GET`).
-    pub method: String,
+    pub method: &'a str,
     /// The request target (`/path?query`), as sent.
-    pub target: String,
-    /// Header names lower-cased, values as sent, in order.
-    pub headers: Vec<(String, String)>,
+    pub target: &'a str,
+    /// The headers.
+    pub headers: &'a dyn Headers,
     /// The client's address.
     pub remote: Option<SocketAddr>,
     /// Whether the request came over TLS (the URL the client used is `https://`).
@@ -145,13 +149,17 @@ pub struct Request<'a> {
     pub body: &'a mut dyn Read,
 }
 
+/// A request's headers.
+pub trait Headers: Sync {
+    /// The first value of the header `name` (lower-case), when it is UTF-8. HTTP/2's
+    /// `:authority` answers for `host`.
+    fn get(&self, name: &str) -> Option<&str>;
+}
+
 impl Request<'_> {
     /// The first header with this (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// The path part of the target (before any `?`).
@@ -199,7 +207,9 @@ pub enum Body {
 /// a truncated response, never padding).
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// Names lower-case. Fixed names and values are borrowed (`"nosniff".into()`), so a reply
+    /// allocates only for what it computes.
+    pub headers: Vec<(Text, Text)>,
     pub body: Body,
 }
 

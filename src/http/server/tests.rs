@@ -66,13 +66,13 @@ impl Handler for TestHandler {
     }
 
     fn handle(&self, req: &mut Request<'_>) -> Reply {
-        self.seen.lock().unwrap().push(req.target.clone());
+        self.seen.lock().unwrap().push(req.target.to_string());
         let ok = |body: Body| Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body,
         };
-        let t = req.target.clone();
+        let t = req.target;
         let num = |p: &str| t.strip_prefix(p).and_then(|n| n.parse::<u64>().ok());
         if let Some(n) = num("/n/") {
             return ok(Body::Bytes(vec![b'x'; n as usize]));
@@ -92,7 +92,7 @@ impl Handler for TestHandler {
             });
             return ok(Body::Chunks { source, len });
         }
-        match t.as_str() {
+        match t {
             "/b/body" | "/b/limit" => {
                 let mut v = Vec::new();
                 match req.body.read_to_end(&mut v) {
@@ -118,7 +118,7 @@ impl Handler for TestHandler {
                 body: Body::Bytes(b"never".to_vec()),
             },
             "/panic" | "/b/panic" => panic!("handler panic (expected by a test)"),
-            _ => ok(Body::Bytes(t.into_bytes())),
+            _ => ok(Body::Bytes(t.as_bytes().to_vec())),
         }
     }
 }
