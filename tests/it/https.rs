@@ -472,6 +472,9 @@ fn http_listen_redirects_to_https_with_308() {
     );
     let r = crate::harness::get(plain, "bad host", "/");
     assert_eq!(r.status, 400);
+    // Health checks are answered on the plain listener itself.
+    let r = crate::harness::get(plain, &host, "/healthz");
+    assert_eq!(r.status, 200, "{}", r.text());
     // curl follows it to the asset over HTTP/2.
     let resolve = format!("{}:{}:127.0.0.1", f.host(), srv.addr.port());
     let resolve_plain = format!("{}:{}:127.0.0.1", f.host(), plain.port());
@@ -724,4 +727,62 @@ fn an_idle_http2_connection_is_closed_after_the_head_timeout() {
         "closed too early: {waited:?}"
     );
     assert!(waited < Duration::from_secs(12), "not closed: {waited:?}");
+}
+
+/// Printed URLs follow the server's scheme: `list environments` and `share` over https print
+/// https URLs; after an HTTPS `serve`, `import` (server stopped) and the next `serve`'s
+/// banner do too.
+#[test]
+fn printed_urls_use_https_when_the_server_does() {
+    let f = fixture();
+    let srv = f.start(&[]);
+    let port = srv.addr.port();
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = f.cert.to_str().unwrap();
+    let remote = ["--url", &url, "--ca-cert", ca, "--account-sid", &f.sid];
+    let remote = [&remote[..], &["--auth-token", &f.token]].concat();
+    let env_url = format!("https://{}:{port}", f.host());
+
+    let (ok, out, err) =
+        cli(&[&["list", "environments", "--service", "tls"][..], &remote].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains(&env_url), "{env_url} in {out}");
+    assert!(!out.contains("http://"), "{out}");
+
+    let asset = format!("{env_url}/secret.txt");
+    let (ok, link, err) = cli(&[&["share", &asset][..], &remote].concat());
+    assert!(ok, "{err}");
+    let link = link.trim();
+    assert!(link.starts_with(&format!("{asset}?Expires=")), "{link}");
+    let resolve = format!("{}:{port}:127.0.0.1", f.host());
+    let (ok, body, err) = curl(&["--http2", "--cacert", ca, "--resolve", &resolve, link]);
+    assert!(ok, "{err}");
+    assert_eq!(body, "protected bytes");
+    assert!(srv.terminate().success());
+
+    // Offline: `import` prints the URLs the last `serve` recorded (https, its port).
+    let more = project(&[("more.txt", b"more")]);
+    let out = import(more.path(), f.data.path(), "tls", &[]);
+    assert!(
+        out.contains(&format!("public    {env_url}/more.txt")),
+        "{env_url} in {out}"
+    );
+    assert!(!out.contains("http://"), "{out}");
+
+    // The next start lists the environment with https URLs, host- and path-style.
+    let srv = f.start(&[]);
+    let port = srv.addr.port();
+    let line = srv
+        .banner
+        .iter()
+        .find(|l| l.starts_with("environment "))
+        .unwrap_or_else(|| panic!("no environment line in {:?}", srv.banner));
+    assert_eq!(
+        line,
+        &format!(
+            "environment https://{}:{port}  (path-style: https://127.0.0.1:{port}/e/{}/)",
+            f.host(),
+            f.label
+        )
+    );
 }
