@@ -786,3 +786,94 @@ fn printed_urls_use_https_when_the_server_does() {
         )
     );
 }
+
+/// This box's address on its network (what a LAN client would use), if it has one: the
+/// source address of a route to a TEST-NET address (no packet is sent).
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// The README's Raspberry Pi LAN example, as written but on free ports: `serve --listen
+/// 0.0.0.0:… --http-listen 0.0.0.0:… --tls-self-signed --base-domain assets.lan`, then
+/// `deploy --url https://LAN-ADDRESS --ca-cert self-signed.pem` from "a laptop": the
+/// certificate covers the box's LAN address and the `*.assets.lan` names deploy prints.
+#[test]
+fn readme_raspberry_pi_lan_example_deploys_by_the_lan_address() {
+    let Some(lan) = lan_address() else {
+        eprintln!("no non-loopback address on this machine: the LAN example is not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (sid, token) = credentials(&data);
+    let mut cmd = Command::new(crate::harness::BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--http-listen",
+        "0.0.0.0:0",
+    ])
+    .args(["--tls-self-signed", "--base-domain", "assets.lan", "--data"])
+    .arg(&data);
+    let srv = Server::spawn(cmd);
+    let port = srv.addr.port();
+    let at = SocketAddr::new(lan, port);
+    let pem = data.join("tls/self-signed.pem");
+    // The "laptop" has only the PEM, copied from the box.
+    let laptop = tempfile::tempdir().unwrap();
+    let copied = laptop.path().join("self-signed.pem");
+    std::fs::copy(&pem, &copied).unwrap();
+    let project = project(&[("ahoy.txt", b"ahoy from the Pi\n")]);
+    let url = match lan {
+        std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
+        v4 => format!("https://{v4}:{port}"),
+    };
+    let (ok, out, err) = cli(&[
+        "deploy",
+        project.path().to_str().unwrap(),
+        "--url",
+        &url,
+        "--ca-cert",
+        copied.to_str().unwrap(),
+        "--service",
+        "example",
+        "--account-sid",
+        &sid,
+        "--auth-token",
+        &token,
+    ]);
+    assert!(ok, "deploy to {url}: {out}\n{err}");
+    assert!(!err.contains("travels in clear"), "{err}");
+    let printed = out
+        .split_whitespace()
+        .find(|w| w.starts_with("https://") && w.ends_with("/ahoy.txt"))
+        .unwrap_or_else(|| panic!("no https asset URL in {out}"));
+    let host = printed
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    assert!(host.ends_with(&format!(".assets.lan:{port}")), "{printed}");
+    // Host-style through the wildcard, and path-style by the LAN address.
+    let r = crate::harness::https_request(at, &copied, "GET", host, "/ahoy.txt", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "ahoy from the Pi\n"));
+    let label = host.split('.').next().unwrap();
+    let by_ip = at.to_string();
+    let path = format!("/e/{label}/ahoy.txt");
+    let r = crate::harness::https_request(at, &copied, "GET", &by_ip, &path, &[], b"");
+    assert_eq!(r.status, 200, "https://{by_ip}{path}");
+    // Port 80's listener sends plain-http visitors to https.
+    let plain: SocketAddr = srv
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("redirecting http://"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the redirect listener")
+        .parse()
+        .unwrap();
+    let r = crate::harness::get(SocketAddr::new(lan, plain.port()), host, "/ahoy.txt");
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("location"), Some(printed));
+}
