@@ -877,3 +877,44 @@ fn readme_raspberry_pi_lan_example_deploys_by_the_lan_address() {
     assert_eq!(r.status, 308);
     assert_eq!(r.header("location"), Some(printed));
 }
+
+/// A box that stays behind a TLS proxy: with `--trusted-proxy`, the proxy's
+/// `X-Forwarded-Proto: https` makes signatures cover the `https://` URL and API URLs say
+/// https; from a peer that is not trusted the header changes nothing.
+#[test]
+fn trusted_proxy_keeps_https_signatures_and_urls_behind_a_tls_proxy() {
+    let f = fixture();
+    let host = f.host();
+    let https_sig = assetd::sign::compute(&f.token, &format!("https://{host}/secret.txt"), &[]);
+    let http_sig = assetd::sign::compute(&f.token, &format!("http://{host}/secret.txt"), &[]);
+    let auth = crate::harness::basic(&f.sid, &f.token);
+    for trusted in [true, false] {
+        let mut args = vec!["--base-domain", BASE];
+        if trusted {
+            args.extend(["--trusted-proxy", "127.0.0.1"]);
+        }
+        let srv = Server::start(f.data.path(), &args);
+        let get = |sig: &str| {
+            let headers = [("X-Forwarded-Proto", "https"), ("X-Twilio-Signature", sig)];
+            crate::harness::request(srv.addr, "GET", &host, "/secret.txt", &headers, b"").status
+        };
+        let (https_status, http_status) = (get(&https_sig), get(&http_sig));
+        let api = crate::harness::request(
+            srv.addr,
+            "GET",
+            "localhost",
+            "/v1/Services",
+            &[("X-Forwarded-Proto", "https"), ("Authorization", &auth)],
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+        let first = v["meta"]["first_page_url"].as_str().unwrap_or("").to_string();
+        if trusted {
+            assert_eq!((https_status, http_status), (200, 403), "trusted proxy");
+            assert!(first.starts_with("https://localhost/v1/"), "{first}");
+        } else {
+            assert_eq!((https_status, http_status), (403, 200), "untrusted peer");
+            assert!(first.starts_with("http://localhost/v1/"), "{first}");
+        }
+    }
+}
