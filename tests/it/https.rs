@@ -908,7 +908,10 @@ fn trusted_proxy_keeps_https_signatures_and_urls_behind_a_tls_proxy() {
             b"",
         );
         let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
-        let first = v["meta"]["first_page_url"].as_str().unwrap_or("").to_string();
+        let first = v["meta"]["first_page_url"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if trusted {
             assert_eq!((https_status, http_status), (200, 403), "trusted proxy");
             assert!(first.starts_with("https://localhost/v1/"), "{first}");
@@ -917,4 +920,66 @@ fn trusted_proxy_keeps_https_signatures_and_urls_behind_a_tls_proxy() {
             assert!(first.starts_with("http://localhost/v1/"), "{first}");
         }
     }
+}
+
+/// `--tls-self-signed` covers the base domain's wildcard, the base domain, `localhost` and the
+/// `--public-url` host, and is made once: the next start uses the same certificate (same
+/// fingerprint printed, same bytes served).
+#[test]
+fn the_self_signed_certificate_covers_its_names_and_is_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--tls-self-signed",
+        "--base-domain",
+        "assets.lan",
+        "--public-url",
+        "https://box.example",
+    ];
+    let srv = Server::start(&data, &args);
+    let pem = data.join("tls/self-signed.pem");
+    let first = std::fs::read(&pem).unwrap();
+    let line = |srv: &Server| {
+        srv.banner
+            .iter()
+            .find(|l| l.starts_with("TLS: "))
+            .cloned()
+            .expect("the TLS line")
+    };
+    let made = line(&srv);
+    assert!(
+        made.starts_with("TLS: made self-signed certificate"),
+        "{made}"
+    );
+    for name in [
+        "box.example",
+        "assets.lan",
+        "pi-1234-dev.assets.lan",
+        "localhost",
+    ] {
+        // Verified for each name (a name the certificate lacks fails the handshake).
+        let r = crate::harness::https_request(srv.addr, &pem, "GET", name, "/healthz", &[], b"");
+        assert!(r.status < 500, "{name}: {}", r.status);
+    }
+    assert!(srv.terminate().success());
+    let srv = Server::start(&data, &args);
+    let using = line(&srv);
+    assert!(
+        using.starts_with("TLS: using self-signed certificate"),
+        "{using}"
+    );
+    let fp = |l: &str| {
+        l.split("fingerprint ")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(fp(&using), fp(&made));
+    assert_eq!(std::fs::read(&pem).unwrap(), first);
+    let r =
+        crate::harness::https_request(srv.addr, &pem, "GET", "box.example", "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
 }
