@@ -983,3 +983,131 @@ fn the_self_signed_certificate_covers_its_names_and_is_kept_across_restarts() {
         crate::harness::https_request(srv.addr, &pem, "GET", "box.example", "/healthz", &[], b"");
     assert_eq!(r.status, 200);
 }
+
+/// `--tls-cert` takes a chain (leaf first) and serves all of it: a client that trusts only
+/// the root verifies the leaf through the intermediate.
+#[test]
+fn a_certificate_chain_is_served_whole() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = KeyPair::generate().unwrap();
+    let root = ca("test root").self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(ca("test root"), root_key);
+    let mid_key = KeyPair::generate().unwrap();
+    let mid = ca("test intermediate")
+        .signed_by(&mid_key, &root_issuer)
+        .unwrap();
+    let mid_issuer = Issuer::new(ca("test intermediate"), mid_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &mid_issuer)
+        .unwrap();
+    let (cert, key) = (dir.path().join("chain.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, format!("{}{}", leaf.pem(), mid.pem())).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(served_cert(srv.addr, &[root.der()]), leaf.der().to_vec());
+}
+
+/// `--tls-key` in each PEM form the issue names: PKCS#8 (the other tests), PKCS#1 (`BEGIN RSA
+/// PRIVATE KEY`) and SEC1 (`BEGIN EC PRIVATE KEY`), made by openssl (`.ci/run` installs it).
+#[test]
+fn pkcs1_and_sec1_keys_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "rsa",
+            &["genrsa", "-traditional", "-out", "rsa.key", "2048"],
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ),
+        (
+            "ec",
+            &[
+                "ecparam",
+                "-genkey",
+                "-noout",
+                "-name",
+                "prime256v1",
+                "-out",
+                "ec.key",
+            ],
+            "-----BEGIN EC PRIVATE KEY-----",
+        ),
+    ];
+    // An end-entity certificate (openssl's default `req -x509` is a CA, which clients refuse
+    // as a server's).
+    std::fs::write(
+        dir.path().join("leaf.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = localhost\n[ext]\nsubjectAltName = DNS:localhost\nbasicConstraints = critical,CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    for (stem, keygen, header) in cases {
+        openssl(keygen);
+        let key = dir.path().join(format!("{stem}.key"));
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.starts_with(header), "{stem}: {text}");
+        let cert = format!("{stem}.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{stem}.key"),
+            "-config",
+            "leaf.cnf",
+            "-days",
+            "2",
+            "-out",
+            &cert,
+        ]);
+        let cert = dir.path().join(cert);
+        let data = dir.path().join(format!("data-{stem}"));
+        let srv = Server::start(
+            &data,
+            &[
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let r = crate::harness::https_request(
+            srv.addr,
+            &cert,
+            "GET",
+            "localhost",
+            "/healthz",
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{stem}");
+    }
+}
