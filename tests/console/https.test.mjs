@@ -66,6 +66,11 @@ async function step(name, fn) {
 
 /** GET `url` from Node over https, on 127.0.0.1, verifying the server as the URL's host. */
 function fetchUrl(url, headers = {}) {
+  return fetchRaw(url, headers).then((r) => ({ ...r, body: r.raw.toString('utf8') }));
+}
+
+/** [`fetchUrl`] with the body as bytes (`raw`). */
+function fetchRaw(url, headers = {}) {
   const u = new URL(url);
   assert(u.protocol === 'https:', `an https URL: ${url}`);
   return new Promise((resolve, reject) => {
@@ -75,7 +80,7 @@ function fetchUrl(url, headers = {}) {
     }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, raw: Buffer.concat(chunks) }));
     });
     req.on('error', reject);
     req.end();
@@ -98,10 +103,15 @@ async function main() {
     public: path.join(tmp, 'hello.txt'),
     protected: path.join(tmp, 'secret.json'),
     private: path.join(tmp, 'config.json'),
+    // Over the spool threshold of the engine (256 KiB): an HTTP/2 request body of many frames.
+    mid: path.join(tmp, 'medium.bin'),
   };
   fs.writeFileSync(files.public, 'Ahoy over TLS!\n');
   fs.writeFileSync(files.protected, '{"secret": "only with a signature"}\n');
   fs.writeFileSync(files.private, '{"api_key": "never over HTTP"}\n');
+  const midBytes = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < midBytes.length; i += 1) midBytes[i] = (i * 7 + (i >> 10)) & 0xff;
+  fs.writeFileSync(files.mid, midBytes);
 
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'assetd-chromium-https-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -148,6 +158,8 @@ async function main() {
       assert(await page.evaluate(() => window.isSecureContext) === true, 'a secure context');
       const security = await res.securityDetails();
       assert(security && /TLS 1\.[23]/.test(security.protocol), `TLS: ${JSON.stringify(security)}`);
+      const proto = await page.evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+      assert(proto === 'h2', `the console is served over HTTP/2 (ALPN): ${proto}`);
     });
 
     await step('sign in', async () => {
@@ -187,18 +199,22 @@ async function main() {
       assert(meta.first_page_url.startsWith(`${BASE}/v1/Services`), `first_page_url ${meta.first_page_url}`);
     });
 
-    await step('upload three files with per-file visibility, then Deploy All', async () => {
+    await step('upload four files (one of 3 MB, over HTTP/2) with per-file visibility, then Deploy All', async () => {
       await rows().first().or(page.locator('#asset-list .empty')).waitFor();
       await page.locator('#add-button').click();
       await page.getByRole('menuitem', { name: 'Upload File(s)…' }).click();
       const dlg = page.locator('dialog[open]');
-      await dlg.locator('#upload-input').setInputFiles([files.public, files.protected, files.private]);
+      await dlg.locator('#upload-input').setInputFiles([files.public, files.protected, files.private, files.mid]);
       await dlg.getByLabel('Visibility for hello.txt').selectOption('public');
+      await dlg.getByLabel('Visibility for medium.bin').selectOption('public');
       await dlg.getByLabel('Visibility for secret.json').selectOption('protected');
       await dlg.getByLabel('Visibility for config.json').selectOption('private');
-      await dlg.getByRole('button', { name: 'Upload 3 files' }).click();
+      await dlg.getByRole('button', { name: 'Upload 4 files' }).click();
       await page.locator('dialog[open]').waitFor({ state: 'detached' });
-      await page.waitForFunction(() => document.querySelectorAll('#asset-list .asset-row').length === 3);
+      await page.waitForFunction(() => document.querySelectorAll('#asset-list .asset-row').length === 4);
+      const uploads = await page.evaluate(() => performance.getEntriesByType('resource')
+        .filter((e) => /\/Versions$/.test(e.name)).map((e) => e.nextHopProtocol));
+      assert(uploads.length === 4 && uploads.every((p) => p === 'h2'), `uploads over HTTP/2: ${uploads}`);
       assert((await row('/config.json').innerText()).includes('Private'), 'visibility shown');
       assert((await row('/secret.json').innerText()).includes('Protected'), 'visibility shown');
       await page.locator('#deploy-all').click();
@@ -215,6 +231,8 @@ async function main() {
       assert(url === `https://${domain}:${PORT}/hello.txt`, `URL ${url}`);
       const res = await fetchUrl(url);
       assert(res.status === 200 && res.body === 'Ahoy over TLS!\n', `public GET ${res.status}`);
+      const mid = await fetchRaw(url.replace(/hello\.txt$/, 'medium.bin'));
+      assert(mid.status === 200 && mid.raw.equals(midBytes), `the 3 MB upload is byte-exact (${mid.status}, ${mid.raw.length} bytes)`);
       const other = await context.newPage();
       try {
         const r = await other.goto(url);
