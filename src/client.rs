@@ -479,7 +479,27 @@ pub use crate::model::urlencode::encode;
 
 #[cfg(test)]
 mod tests {
-    use super::is_local_host;
+    use super::{in_clear, is_local_host};
+
+    #[test]
+    fn credentials_travel_in_clear_only_over_http_to_a_public_host() {
+        for url in [
+            "http://203.0.113.7:8080",
+            "http://assets.example.org/v1",
+            "http://8.8.8.8",
+        ] {
+            assert!(in_clear(url), "{url}");
+        }
+        for url in [
+            "https://203.0.113.7",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://10.0.0.7",
+            "http://pi.local:8080/",
+        ] {
+            assert!(!in_clear(url), "{url}");
+        }
+    }
 
     #[test]
     fn local_hosts() {

@@ -851,3 +851,37 @@ fn relay_rewrites_the_origin(upstream: assetd::toolkit_proxy::Upstream, auth: &s
     }
     relay.join().unwrap().unwrap();
 }
+
+/// A request the relay cannot forward because the https server's certificate does not verify
+/// (here: no `--ca-cert`, so the public roots) is answered 502 with the one-line reason naming
+/// the host and the fix, in Twilio's error shape; nothing reaches the server.
+#[test]
+fn the_relay_answers_502_naming_the_host_when_the_certificate_does_not_verify() {
+    use assetd::toolkit_proxy::{Upstream, forward};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, &["--tls-self-signed"]);
+    let upstream = Upstream::parse(&format!("https://{}", server.addr), None).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        forward::serve(s, "serverless.twilio.com", &upstream)
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"GET /v1/Services HTTP/1.1\r\nHost: serverless.twilio.com\r\nAuthorization: Basic eDp5\r\n\r\n",
+    )
+    .unwrap();
+    let resp = crate::harness::read_response(&mut BufReader::new(&s), false);
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot verify the TLS certificate of 127.0.0.1") && msg.contains("--ca-cert"),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    relay.join().unwrap().unwrap();
+}
