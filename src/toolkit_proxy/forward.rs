@@ -1,8 +1,8 @@
 //! HTTP/1.1 inside the tunnel: each request the toolkit sends is forwarded to the assetd
-//! server over a new connection (`Connection: close`; TLS for an `https://` server, its
-//! sessions resumed), and the answer is relayed back. JSON answers are rewritten so that every absolute URL in them (`url`, `links`,
-//! `next_page_url`, …) names the Twilio host the toolkit called, so paging comes back
-//! through the proxy.
+//! server over a new connection (`Connection: close`; TLS for an `https://` server, whose
+//! sessions may be resumed), and the answer is relayed back. JSON answers are rewritten so that
+//! every absolute URL in them (`url`, `links`, `next_page_url`, …) names the Twilio host the
+//! toolkit called, so paging comes back through the proxy.
 
 use super::Upstream;
 use std::io::{self, BufRead, BufReader, Read, Write};

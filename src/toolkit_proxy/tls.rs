@@ -111,8 +111,8 @@ impl Write for TlsStream {
     }
 }
 
-/// The client side towards an `https://` assetd server: one configuration (so TLS sessions
-/// are resumed across the proxy's many short connections) and the server's name.
+/// The client side towards an `https://` assetd server: one configuration (its session cache
+/// lets the proxy's many short connections resume TLS sessions) and the server's name.
 #[derive(Clone)]
 pub struct Client {
     config: Arc<ClientConfig>,
