@@ -514,7 +514,7 @@ impl Write for Conn {
 
 impl Upstream {
     /// A new connection to the server, with timeouts; for `https://` with the handshake done
-    /// and the certificate verified (a failure is `InvalidData`, its text the one-line
+    /// and the certificate verified (a TLS failure is `InvalidData`, its text the one-line
     /// message naming the host and the fix).
     pub(super) fn connect(&self, timeout: Duration) -> io::Result<Conn> {
         use std::net::ToSocketAddrs;

@@ -109,8 +109,9 @@ impl Upstream {
     }
 
     /// For an `https://` server: connects once and fails when its certificate cannot be
-    /// verified, with the one-line message naming the host and the fix. A server that cannot
-    /// be reached passes (it may start later; each request then says so).
+    /// verified (or it speaks no TLS), with the one-line message naming the host and the fix.
+    /// A server that cannot be reached passes (it may start later; each request then says
+    /// so).
     pub fn check_certificate(&self) -> Result<(), Error> {
         if self.tls.is_none() {
             return Ok(());

@@ -165,8 +165,8 @@ impl Client {
     }
 
     /// Completes a TLS handshake with the server on `tcp` (within the socket's timeouts). A
-    /// certificate that cannot be verified is an `InvalidData` error whose text is the
-    /// one-line message naming the host and the fix.
+    /// certificate that cannot be verified, or a server that does not speak TLS, is an
+    /// `InvalidData` error whose text is the one-line message naming the host and the fix.
     pub fn connect(&self, mut tcp: TcpStream) -> io::Result<ClientStream> {
         let mut conn = ClientConnection::new(self.config.clone(), self.name.clone())
             .map_err(io::Error::other)?;
@@ -178,7 +178,13 @@ impl Client {
                         io::ErrorKind::InvalidData,
                         crate::client::certificate_error(&self.host, &why.to_string()),
                     ),
-                    Some(other) => io::Error::other(format!("TLS with {}: {other}", self.host)),
+                    Some(other) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "no TLS with {} ({other}): is it an http:// server? Then give --url http://…",
+                            self.host
+                        ),
+                    ),
                     None => e,
                 });
             }

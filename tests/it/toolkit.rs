@@ -569,6 +569,18 @@ fn toolkit_deploys_through_the_proxy_to_an_https_server() {
             && err.contains("ASSETD_CA_CERT"),
         "{err}"
     );
+    // An https:// URL for a server that speaks plain http: one line saying so.
+    let plain = Server::start(&tmp.path().join("plain"), &[]);
+    let mut cmd = proxy_command(&format!("https://{}", plain.addr), &ca_dir);
+    let out = cmd.arg("--ca-cert").arg(&pem).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no TLS with 127.0.0.1") && err.contains("--url http://"),
+        "{err}"
+    );
+    drop(plain);
     // ASSETD_CA_CERT does what --ca-cert does.
     let mut by_env = proxy_command(&url, &ca_dir);
     by_env.env("ASSETD_CA_CERT", &pem);
