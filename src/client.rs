@@ -108,10 +108,7 @@ impl Client {
     /// Whether the server is reached over plain http to a host that is not loopback or on a
     /// private network (the credentials travel in clear).
     pub fn in_clear(&self) -> bool {
-        let Some(rest) = self.base.strip_prefix("http://") else {
-            return false;
-        };
-        !is_local_host(host_of(rest))
+        in_clear(&self.base)
     }
 
     /// The host of the server URL.
@@ -128,10 +125,7 @@ impl Client {
             || text.contains("certificate")
             || text.contains("Certificate");
         let message = if tls && self.base.starts_with("https://") {
-            format!(
-                "cannot verify the TLS certificate of {} ({text}): pass --ca-cert FILE (or set ASSETD_CA_CERT) with the server's CA or self-signed certificate (`serve --tls-self-signed` prints its path)",
-                self.host()
-            )
+            certificate_error(self.host(), &text)
         } else {
             format!("cannot reach {}: {text}", self.base)
         };
@@ -381,6 +375,22 @@ impl Client {
     }
 }
 
+/// The one-line message for a server certificate that cannot be verified: the host, why, and
+/// the fix (shared by the CLI and the toolkit proxy).
+pub fn certificate_error(host: &str, why: &str) -> String {
+    format!(
+        "cannot verify the TLS certificate of {host} ({why}): pass --ca-cert FILE (or set ASSETD_CA_CERT) with the server's CA or self-signed certificate (`serve --tls-self-signed` prints its path)"
+    )
+}
+
+/// Whether `url` (`http[s]://host[:port]…`) is plain http to a host that is neither loopback
+/// nor on a private network: credentials sent there travel in clear.
+pub fn in_clear(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(rest))
+        .is_some_and(|authority| !is_local_host(host_of(authority)))
+}
+
 /// The certificates of a PEM file, for `--ca-cert`; an error is one line naming the file.
 fn load_certs(path: &std::path::Path) -> ClientResult<Vec<ureq::tls::Certificate<'static>>> {
     let fail = |why: String| ClientError {
@@ -469,7 +479,27 @@ pub use crate::model::urlencode::encode;
 
 #[cfg(test)]
 mod tests {
-    use super::is_local_host;
+    use super::{in_clear, is_local_host};
+
+    #[test]
+    fn credentials_travel_in_clear_only_over_http_to_a_public_host() {
+        for url in [
+            "http://203.0.113.7:8080",
+            "http://assets.example.org/v1",
+            "http://8.8.8.8",
+        ] {
+            assert!(in_clear(url), "{url}");
+        }
+        for url in [
+            "https://203.0.113.7",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://10.0.0.7",
+            "http://pi.local:8080/",
+        ] {
+            assert!(!in_clear(url), "{url}");
+        }
+    }
 
     #[test]
     fn local_hosts() {

@@ -1,8 +1,8 @@
 //! HTTP/1.1 inside the tunnel: each request the toolkit sends is forwarded to the assetd
-//! server over a new plain TCP connection (`Connection: close`), and the answer is relayed
-//! back. JSON answers are rewritten so that every absolute URL in them (`url`, `links`,
-//! `next_page_url`, …) names the Twilio host the toolkit called, so paging comes back
-//! through the proxy.
+//! server over a new connection (`Connection: close`; TLS for an `https://` server, whose
+//! sessions may be resumed), and the answer is relayed back. JSON answers are rewritten so that
+//! every absolute URL in them (`url`, `links`, `next_page_url`, …) names the Twilio host the
+//! toolkit called, so paging comes back through the proxy.
 
 use super::Upstream;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -338,7 +338,11 @@ pub fn serve<S: Read + Write>(stream: S, public_host: &str, upstream: &Upstream)
         let mut up = match upstream.connect(UPSTREAM_TIMEOUT) {
             Ok(s) => s,
             Err(e) => {
-                let msg = format!("assetd toolkit-proxy cannot reach {}: {e}", upstream.url);
+                let msg = if e.kind() == io::ErrorKind::InvalidData {
+                    format!("assetd toolkit-proxy: {e}")
+                } else {
+                    format!("assetd toolkit-proxy cannot reach {}: {e}", upstream.url)
+                };
                 eprintln!("{msg}");
                 copy_body(&mut client, None::<&mut io::Sink>, framing)?;
                 error_reply(client.get_mut(), 502, "Bad Gateway", &msg)?;
@@ -478,9 +482,41 @@ fn log_error(method: &str, target: &str, status: u16, body: &[u8]) {
     }
 }
 
+/// A connection to the assetd server: plain TCP, or TLS for an `https://` server.
+pub(super) enum Conn {
+    Plain(TcpStream),
+    Tls(super::tls::ClientStream),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 impl Upstream {
-    /// A new TCP connection to the server, with timeouts.
-    fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+    /// A new connection to the server, with timeouts; for `https://` with the handshake done
+    /// and the certificate verified (a TLS failure is `InvalidData`, its text the one-line
+    /// message naming the host and the fix).
+    pub(super) fn connect(&self, timeout: Duration) -> io::Result<Conn> {
         use std::net::ToSocketAddrs;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
         for addr in (self.host.as_str(), self.port).to_socket_addrs()? {
@@ -489,7 +525,12 @@ impl Upstream {
                     s.set_read_timeout(Some(timeout))?;
                     s.set_write_timeout(Some(timeout))?;
                     let _ = s.set_nodelay(true);
-                    return Ok(s);
+                    return match &self.tls {
+                        // SECURITY: the toolkit's credentials go to the server only once its
+                        // certificate is verified; there is no "insecure" switch.
+                        Some(tls) => tls.connect(s).map(Conn::Tls),
+                        None => Ok(Conn::Plain(s)),
+                    };
                 }
                 Err(e) => last = e,
             }

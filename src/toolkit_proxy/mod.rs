@@ -6,8 +6,9 @@
 //! `CONNECT host:443`) and Node's `NODE_EXTRA_CA_CERTS`. This proxy listens on loopback only,
 //! accepts `CONNECT` for exactly those two hosts on port 443 (anything else is refused with
 //! 403), terminates TLS with a certificate signed by a local CA ([`tls`]), and forwards each
-//! request inside the tunnel to the assetd server ([`forward`]). It never opens a connection
-//! anywhere but the assetd URL.
+//! request inside the tunnel to the assetd server ([`forward`]), over `http://` or over
+//! `https://` with the server's certificate verified (`--ca-cert`, else the public roots). It
+//! never opens a connection anywhere but the assetd URL.
 //!
 //! One thread per connection, at most [`MAX_CONNECTIONS`] at once (more are answered 503),
 //! with timeouts on every socket: a loopback development tool, not a server.
@@ -38,7 +39,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest `CONNECT` head.
 const MAX_CONNECT_HEAD: usize = 8 * 1024;
 
-/// Where the assetd server is: `http://host[:port]`.
+/// Where the assetd server is: `http://host[:port]` or `https://host[:port]`.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// The URL as given, for messages.
@@ -47,29 +48,27 @@ pub struct Upstream {
     pub port: u16,
     /// `host[:port]` as sent in `Host` (the server builds its absolute URLs from it).
     pub authority: String,
-    /// `http://{authority}`: the prefix of the server's absolute URLs, rewritten to the
+    /// `{scheme}://{authority}`: the prefix of the server's absolute URLs, rewritten to the
     /// Twilio host in answers.
     pub origin: String,
+    /// For an `https://` server: how its certificate is verified.
+    tls: Option<tls::Client>,
 }
 
 impl Upstream {
-    /// Parses `http://host[:port][/]`. `https://` is refused for now (the proxy's own client
-    /// side speaks plain HTTP: use the server's loopback or LAN address, or an SSH tunnel).
-    pub fn parse(url: &str) -> Result<Upstream, Error> {
-        let rest = match url.strip_prefix("http://") {
-            Some(r) => r,
-            None if url.starts_with("https://") => {
-                return Err(format!(
-                    "--url {url}: the toolkit proxy forwards over plain http:// only; give the server's http:// address (loopback, LAN or an SSH tunnel)"
-                )
-                .into());
-            }
-            None => return Err(format!("--url {url:?} is not an http:// URL").into()),
+    /// Parses `http[s]://host[:port][/]`. An `https://` server is verified against the PEM
+    /// certificates of `ca_cert` (a private CA or the server's self-signed certificate), else
+    /// against the built-in public roots; `ca_cert` is not used for `http://`.
+    pub fn parse(url: &str, ca_cert: Option<&Path>) -> Result<Upstream, Error> {
+        let (secure, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(r), _) => (false, r),
+            (_, Some(r)) => (true, r),
+            _ => return Err(format!("--url {url:?} is not an http:// or https:// URL").into()),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
             return Err(format!(
-                "--url {url:?} must be http://host[:port] with no path, query or user"
+                "--url {url:?} must be http[s]://host[:port] with no path, query or user"
             )
             .into());
         }
@@ -82,19 +81,45 @@ impl Upstream {
                     .ok_or_else(|| format!("--url {url:?} has a bad port {p:?}"))?;
                 (h, port)
             }
-            _ => (authority, 80),
+            _ => (authority, if secure { 443 } else { 80 }),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
             return Err(format!("--url {url:?} has no host").into());
         }
+        let tls = if secure {
+            Some(tls::Client::new(host, ca_cert)?)
+        } else {
+            None
+        };
+        let scheme = if secure { "https" } else { "http" };
         Ok(Upstream {
             url: url.to_string(),
             host: host.to_string(),
             port,
             authority: authority.to_string(),
-            origin: format!("http://{authority}"),
+            origin: format!("{scheme}://{authority}"),
+            tls,
         })
+    }
+
+    /// Whether the server is reached over `https://`.
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// For an `https://` server: connects once and fails when its certificate cannot be
+    /// verified (or it speaks no TLS), with the one-line message naming the host and the fix.
+    /// A server that cannot be reached passes (it may start later; each request then says
+    /// so).
+    pub fn check_certificate(&self) -> Result<(), Error> {
+        if self.tls.is_none() {
+            return Ok(());
+        }
+        match self.connect(Duration::from_secs(10)) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(e.to_string().into()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -298,23 +323,42 @@ mod tests {
 
     #[test]
     fn upstream_urls() {
-        let u = Upstream::parse("http://127.0.0.1:8080/").unwrap();
+        let parse = |u: &str| Upstream::parse(u, None);
+        let u = parse("http://127.0.0.1:8080/").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 8080));
         assert_eq!(u.origin, "http://127.0.0.1:8080");
-        let u = Upstream::parse("http://[::1]:9000").unwrap();
+        assert!(!u.is_https());
+        let u = parse("http://[::1]:9000").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9000));
-        assert_eq!(Upstream::parse("http://box").unwrap().port, 80);
+        assert_eq!(parse("http://box").unwrap().port, 80);
+        let u = parse("https://assets.example.org").unwrap();
+        assert_eq!(
+            (u.port, u.origin.as_str()),
+            (443, "https://assets.example.org")
+        );
+        assert!(u.is_https());
+        let u = parse("https://10.0.0.7:8443/").unwrap();
+        assert_eq!((u.authority.as_str(), u.port), ("10.0.0.7:8443", 8443));
         for bad in [
             "ftp://x",
             "http://",
             "http://x/v1",
             "http://x:0",
             "http://u@x",
+            "https://",
+            "https://x/v1",
         ] {
-            assert!(Upstream::parse(bad).is_err(), "{bad}");
+            assert!(parse(bad).is_err(), "{bad}");
         }
-        let e = Upstream::parse("https://x").unwrap_err().to_string();
-        assert!(e.contains("http://"), "{e}");
+        // A --ca-cert that is not a PEM certificate is one line naming the file.
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let e = Upstream::parse("https://x", Some(&junk))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--ca-cert ") && e.contains("junk.pem"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 
     #[test]

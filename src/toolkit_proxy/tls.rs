@@ -5,14 +5,20 @@
 //! `NODE_EXTRA_CA_CERTS` stays valid. Each start signs a fresh leaf certificate for
 //! [`super::ALLOWED_HOSTS`] whose key lives in memory only. TLS 1.3 and 1.2 with rustls'
 //! `ring` provider.
+//!
+//! Towards an `https://` assetd server the proxy is a TLS client ([`Client`]) that verifies
+//! the server against `--ca-cert` (a private CA or the server's self-signed certificate), else
+//! against the Mozilla roots built in (as the CLI does).
 
 use super::Error;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, date_time_ymd,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, StreamOwned,
+};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -97,6 +103,106 @@ impl Read for TlsStream {
 }
 
 impl Write for TlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The client side towards an `https://` assetd server: one configuration (its session cache
+/// lets the proxy's many short connections resume TLS sessions) and the server's name.
+#[derive(Clone)]
+pub struct Client {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    host: String,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tls::Client({})", self.host)
+    }
+}
+
+impl Client {
+    /// Verifies `host` against the certificates of the PEM file `ca_cert`, else against the
+    /// built-in public roots. A bad `ca_cert` is a one-line error naming the file.
+    pub fn new(host: &str, ca_cert: Option<&Path>) -> Result<Client, Error> {
+        let mut roots = RootCertStore::empty();
+        match ca_cert {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let fail = |why: String| format!("--ca-cert {}: {why}", path.display());
+                let pem = fs::read(path).map_err(|e| fail(e.to_string()))?;
+                for der in CertificateDer::pem_slice_iter(&pem) {
+                    let der = der.map_err(|e| fail(format!("not a PEM file ({e})")))?;
+                    roots
+                        .add(der)
+                        .map_err(|e| fail(format!("not a usable certificate ({e})")))?;
+                }
+                if roots.is_empty() {
+                    return Err(fail("holds no CERTIFICATE block".into()).into());
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|_| format!("--url: {host:?} is not a valid TLS server name"))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // The relay speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Client {
+            config: Arc::new(config),
+            name,
+            host: host.to_string(),
+        })
+    }
+
+    /// Completes a TLS handshake with the server on `tcp` (within the socket's timeouts). A
+    /// certificate that cannot be verified, or a server that does not speak TLS, is an
+    /// `InvalidData` error whose text is the one-line message naming the host and the fix.
+    pub fn connect(&self, mut tcp: TcpStream) -> io::Result<ClientStream> {
+        let mut conn = ClientConnection::new(self.config.clone(), self.name.clone())
+            .map_err(io::Error::other)?;
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut tcp) {
+                let tls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+                return Err(match tls {
+                    Some(why @ rustls::Error::InvalidCertificate(_)) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        crate::client::certificate_error(&self.host, &why.to_string()),
+                    ),
+                    Some(other) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "no TLS with {} ({other}): is it an http:// server? Then give --url http://…",
+                            self.host
+                        ),
+                    ),
+                    None => e,
+                });
+            }
+        }
+        Ok(ClientStream(Box::new(StreamOwned::new(conn, tcp))))
+    }
+}
+
+/// One TLS connection to the assetd server.
+pub struct ClientStream(Box<StreamOwned<ClientConnection, TcpStream>>);
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for ClientStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }

@@ -4,6 +4,7 @@
 //! public, protected and private files, deploys, checks the URLs it copies (200 / 403 then 200
 //! signed / 404), edits, rolls back, refuses a file over 25 MB, and fails on any browser
 //! console error. Screenshots go to `target/console-screenshots` (or `$SCREENSHOT_DIR`).
+//! A second case runs `tests/console/https.test.mjs` against the server over HTTPS.
 //!
 //! Needs node, `tests/console/node_modules` (`tests/console/install.sh` installs it and
 //! Chromium). Without them this test FAILS, unless `ASSETD_SKIP_BROWSER=1` is set, which skips
@@ -45,20 +46,75 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// Panics (or, with `ASSETD_SKIP_BROWSER=1`, says so and returns true) when the browser test
+/// cannot run here.
+fn skip_browser() -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return false;
+    };
+    if std::env::var("ASSETD_SKIP_BROWSER").as_deref() == Ok("1") {
+        eprintln!("console browser test skipped (ASSETD_SKIP_BROWSER=1): {why}");
+        return true;
+    }
+    panic!(
+        "the console browser test cannot run: {why}. Run tests/console/install.sh, or set ASSETD_SKIP_BROWSER=1 to skip it"
+    );
+}
+
 #[test]
 fn console_in_a_browser() {
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var("ASSETD_SKIP_BROWSER").as_deref() == Ok("1") {
-            eprintln!("console browser test skipped (ASSETD_SKIP_BROWSER=1): {why}");
-            return;
-        }
-        panic!(
-            "the console browser test cannot run: {why}. Run tests/console/install.sh, or set ASSETD_SKIP_BROWSER=1 to skip it"
-        );
+    if skip_browser() {
+        return;
     }
     let data = tempfile::tempdir().unwrap();
     let (sid, token) = credentials(data.path());
     let server = Server::start(data.path(), &[]);
+    let port = server.addr.port().to_string();
+    run_script(
+        "console.test.mjs",
+        &[
+            ("PORT", &port),
+            ("ACCOUNT_SID", &sid),
+            ("AUTH_TOKEN", &token),
+        ],
+        "console: ",
+    );
+    drop(server);
+}
+
+/// Issue 8, "the console works over HTTPS unchanged": `tests/console/https.test.mjs` against
+/// `serve --tls-self-signed`, Chromium trusting the certificate by its key's fingerprint.
+/// Signs in, uploads public/protected/private files, deploys, and checks that every URL the
+/// console shows (environment, Copy URL, signed curl, Share link, the API's `url` fields) is
+/// https and answers as it should.
+#[test]
+fn console_in_a_browser_over_https() {
+    if skip_browser() {
+        return;
+    }
+    const BASE: &str = "assets.test";
+    let data = tempfile::tempdir().unwrap();
+    let (sid, token) = credentials(data.path());
+    let server = Server::start(data.path(), &["--tls-self-signed", "--base-domain", BASE]);
+    let pem = data.path().join("tls/self-signed.pem");
+    let port = server.addr.port().to_string();
+    run_script(
+        "https.test.mjs",
+        &[
+            ("PORT", &port),
+            ("ACCOUNT_SID", &sid),
+            ("AUTH_TOKEN", &token),
+            ("CA", pem.to_str().unwrap()),
+            ("BASE_DOMAIN", BASE),
+        ],
+        "console https: ",
+    );
+    drop(server);
+}
+
+/// Runs `node SCRIPT` in tests/console with `env` (and `SCREENSHOT_DIR`), within [`TIMEOUT`];
+/// asserts it passed and printed `{summary}N passed, 0 failed`.
+fn run_script(script: &str, env: &[(&str, &str)], summary: &str) {
     let shots = std::env::var_os("SCREENSHOT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -66,13 +122,10 @@ fn console_in_a_browser() {
                 .join("target")
                 .join("console-screenshots")
         });
-
     let mut child = Command::new("node")
-        .arg("console.test.mjs")
+        .arg(script)
         .current_dir(console_dir())
-        .env("PORT", server.addr.port().to_string())
-        .env("ACCOUNT_SID", &sid)
-        .env("AUTH_TOKEN", &token)
+        .envs(env.iter().copied())
         .env("SCREENSHOT_DIR", &shots)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -116,8 +169,7 @@ fn console_in_a_browser() {
     );
     assert!(
         out.lines()
-            .any(|l| l.starts_with("console: ") && l.ends_with(" passed, 0 failed")),
+            .any(|l| l.starts_with(summary) && l.ends_with(" passed, 0 failed")),
         "no passing summary line:\n{out}"
     );
-    drop(server);
 }

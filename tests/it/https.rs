@@ -472,6 +472,9 @@ fn http_listen_redirects_to_https_with_308() {
     );
     let r = crate::harness::get(plain, "bad host", "/");
     assert_eq!(r.status, 400);
+    // Health checks are answered on the plain listener itself.
+    let r = crate::harness::get(plain, &host, "/healthz");
+    assert_eq!(r.status, 200, "{}", r.text());
     // curl follows it to the asset over HTTP/2.
     let resolve = format!("{}:{}:127.0.0.1", f.host(), srv.addr.port());
     let resolve_plain = format!("{}:{}:127.0.0.1", f.host(), plain.port());
@@ -724,4 +727,387 @@ fn an_idle_http2_connection_is_closed_after_the_head_timeout() {
         "closed too early: {waited:?}"
     );
     assert!(waited < Duration::from_secs(12), "not closed: {waited:?}");
+}
+
+/// Printed URLs follow the server's scheme: `list environments` and `share` over https print
+/// https URLs; after an HTTPS `serve`, `import` (server stopped) and the next `serve`'s
+/// banner do too.
+#[test]
+fn printed_urls_use_https_when_the_server_does() {
+    let f = fixture();
+    let srv = f.start(&[]);
+    let port = srv.addr.port();
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = f.cert.to_str().unwrap();
+    let remote = ["--url", &url, "--ca-cert", ca, "--account-sid", &f.sid];
+    let remote = [&remote[..], &["--auth-token", &f.token]].concat();
+    let env_url = format!("https://{}:{port}", f.host());
+
+    let (ok, out, err) =
+        cli(&[&["list", "environments", "--service", "tls"][..], &remote].concat());
+    assert!(ok, "{err}");
+    assert!(out.contains(&env_url), "{env_url} in {out}");
+    assert!(!out.contains("http://"), "{out}");
+
+    let asset = format!("{env_url}/secret.txt");
+    let (ok, link, err) = cli(&[&["share", &asset][..], &remote].concat());
+    assert!(ok, "{err}");
+    let link = link.trim();
+    assert!(link.starts_with(&format!("{asset}?Expires=")), "{link}");
+    let resolve = format!("{}:{port}:127.0.0.1", f.host());
+    let (ok, body, err) = curl(&["--http2", "--cacert", ca, "--resolve", &resolve, link]);
+    assert!(ok, "{err}");
+    assert_eq!(body, "protected bytes");
+    assert!(srv.terminate().success());
+
+    // Offline: `import` prints the URLs the last `serve` recorded (https, its port).
+    let more = project(&[("more.txt", b"more")]);
+    let out = import(more.path(), f.data.path(), "tls", &[]);
+    assert!(
+        out.contains(&format!("public    {env_url}/more.txt")),
+        "{env_url} in {out}"
+    );
+    assert!(!out.contains("http://"), "{out}");
+
+    // The next start lists the environment with https URLs, host- and path-style.
+    let srv = f.start(&[]);
+    let port = srv.addr.port();
+    let line = srv
+        .banner
+        .iter()
+        .find(|l| l.starts_with("environment "))
+        .unwrap_or_else(|| panic!("no environment line in {:?}", srv.banner));
+    assert_eq!(
+        line,
+        &format!(
+            "environment https://{}:{port}  (path-style: https://127.0.0.1:{port}/e/{}/)",
+            f.host(),
+            f.label
+        )
+    );
+}
+
+/// This box's address on its network (what a LAN client would use), if it has one: the
+/// source address of a route to a TEST-NET address (no packet is sent).
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// The README's Raspberry Pi LAN example, as written but on free ports: `serve --listen
+/// 0.0.0.0:… --http-listen 0.0.0.0:… --tls-self-signed --base-domain assets.lan`, then
+/// `deploy --url https://LAN-ADDRESS --ca-cert self-signed.pem` from "a laptop": the
+/// certificate covers the box's LAN address and the `*.assets.lan` names deploy prints.
+#[test]
+fn readme_raspberry_pi_lan_example_deploys_by_the_lan_address() {
+    let Some(lan) = lan_address() else {
+        eprintln!("no non-loopback address on this machine: the LAN example is not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (sid, token) = credentials(&data);
+    let mut cmd = Command::new(crate::harness::BIN);
+    cmd.args([
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--http-listen",
+        "0.0.0.0:0",
+    ])
+    .args(["--tls-self-signed", "--base-domain", "assets.lan", "--data"])
+    .arg(&data);
+    let srv = Server::spawn(cmd);
+    let port = srv.addr.port();
+    let at = SocketAddr::new(lan, port);
+    let pem = data.join("tls/self-signed.pem");
+    // The "laptop" has only the PEM, copied from the box.
+    let laptop = tempfile::tempdir().unwrap();
+    let copied = laptop.path().join("self-signed.pem");
+    std::fs::copy(&pem, &copied).unwrap();
+    let project = project(&[("ahoy.txt", b"ahoy from the Pi\n")]);
+    let url = match lan {
+        std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
+        v4 => format!("https://{v4}:{port}"),
+    };
+    let (ok, out, err) = cli(&[
+        "deploy",
+        project.path().to_str().unwrap(),
+        "--url",
+        &url,
+        "--ca-cert",
+        copied.to_str().unwrap(),
+        "--service",
+        "example",
+        "--account-sid",
+        &sid,
+        "--auth-token",
+        &token,
+    ]);
+    assert!(ok, "deploy to {url}: {out}\n{err}");
+    assert!(!err.contains("travels in clear"), "{err}");
+    let printed = out
+        .split_whitespace()
+        .find(|w| w.starts_with("https://") && w.ends_with("/ahoy.txt"))
+        .unwrap_or_else(|| panic!("no https asset URL in {out}"));
+    let host = printed
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    assert!(host.ends_with(&format!(".assets.lan:{port}")), "{printed}");
+    // Host-style through the wildcard, and path-style by the LAN address.
+    let r = crate::harness::https_request(at, &copied, "GET", host, "/ahoy.txt", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "ahoy from the Pi\n"));
+    let label = host.split('.').next().unwrap();
+    let by_ip = at.to_string();
+    let path = format!("/e/{label}/ahoy.txt");
+    let r = crate::harness::https_request(at, &copied, "GET", &by_ip, &path, &[], b"");
+    assert_eq!(r.status, 200, "https://{by_ip}{path}");
+    // Port 80's listener sends plain-http visitors to https.
+    let plain: SocketAddr = srv
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("redirecting http://"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the redirect listener")
+        .parse()
+        .unwrap();
+    let r = crate::harness::get(SocketAddr::new(lan, plain.port()), host, "/ahoy.txt");
+    assert_eq!(r.status, 308);
+    assert_eq!(r.header("location"), Some(printed));
+}
+
+/// A box that stays behind a TLS proxy: with `--trusted-proxy`, the proxy's
+/// `X-Forwarded-Proto: https` makes signatures cover the `https://` URL and API URLs say
+/// https; from a peer that is not trusted the header changes nothing.
+#[test]
+fn trusted_proxy_keeps_https_signatures_and_urls_behind_a_tls_proxy() {
+    let f = fixture();
+    let host = f.host();
+    let https_sig = assetd::sign::compute(&f.token, &format!("https://{host}/secret.txt"), &[]);
+    let http_sig = assetd::sign::compute(&f.token, &format!("http://{host}/secret.txt"), &[]);
+    let auth = crate::harness::basic(&f.sid, &f.token);
+    for trusted in [true, false] {
+        let mut args = vec!["--base-domain", BASE];
+        if trusted {
+            args.extend(["--trusted-proxy", "127.0.0.1"]);
+        }
+        let srv = Server::start(f.data.path(), &args);
+        let get = |sig: &str| {
+            let headers = [("X-Forwarded-Proto", "https"), ("X-Twilio-Signature", sig)];
+            crate::harness::request(srv.addr, "GET", &host, "/secret.txt", &headers, b"").status
+        };
+        let (https_status, http_status) = (get(&https_sig), get(&http_sig));
+        let api = crate::harness::request(
+            srv.addr,
+            "GET",
+            "localhost",
+            "/v1/Services",
+            &[("X-Forwarded-Proto", "https"), ("Authorization", &auth)],
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+        let first = v["meta"]["first_page_url"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if trusted {
+            assert_eq!((https_status, http_status), (200, 403), "trusted proxy");
+            assert!(first.starts_with("https://localhost/v1/"), "{first}");
+        } else {
+            assert_eq!((https_status, http_status), (403, 200), "untrusted peer");
+            assert!(first.starts_with("http://localhost/v1/"), "{first}");
+        }
+    }
+}
+
+/// `--tls-self-signed` covers the base domain's wildcard, the base domain, `localhost` and the
+/// `--public-url` host, and is made once: the next start uses the same certificate (same
+/// fingerprint printed, same bytes served).
+#[test]
+fn the_self_signed_certificate_covers_its_names_and_is_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--tls-self-signed",
+        "--base-domain",
+        "assets.lan",
+        "--public-url",
+        "https://box.example",
+    ];
+    let srv = Server::start(&data, &args);
+    let pem = data.join("tls/self-signed.pem");
+    let first = std::fs::read(&pem).unwrap();
+    let line = |srv: &Server| {
+        srv.banner
+            .iter()
+            .find(|l| l.starts_with("TLS: "))
+            .cloned()
+            .expect("the TLS line")
+    };
+    let made = line(&srv);
+    assert!(
+        made.starts_with("TLS: made self-signed certificate"),
+        "{made}"
+    );
+    for name in [
+        "box.example",
+        "assets.lan",
+        "pi-1234-dev.assets.lan",
+        "localhost",
+    ] {
+        // Verified for each name (a name the certificate lacks fails the handshake).
+        let r = crate::harness::https_request(srv.addr, &pem, "GET", name, "/healthz", &[], b"");
+        assert!(r.status < 500, "{name}: {}", r.status);
+    }
+    assert!(srv.terminate().success());
+    let srv = Server::start(&data, &args);
+    let using = line(&srv);
+    assert!(
+        using.starts_with("TLS: using self-signed certificate"),
+        "{using}"
+    );
+    let fp = |l: &str| {
+        l.split("fingerprint ")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(fp(&using), fp(&made));
+    assert_eq!(std::fs::read(&pem).unwrap(), first);
+    let r =
+        crate::harness::https_request(srv.addr, &pem, "GET", "box.example", "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
+}
+
+/// `--tls-cert` takes a chain (leaf first) and serves all of it: a client that trusts only
+/// the root verifies the leaf through the intermediate.
+#[test]
+fn a_certificate_chain_is_served_whole() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = |cn: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p
+    };
+    let root_key = KeyPair::generate().unwrap();
+    let root = ca("test root").self_signed(&root_key).unwrap();
+    let root_issuer = Issuer::new(ca("test root"), root_key);
+    let mid_key = KeyPair::generate().unwrap();
+    let mid = ca("test intermediate")
+        .signed_by(&mid_key, &root_issuer)
+        .unwrap();
+    let mid_issuer = Issuer::new(ca("test intermediate"), mid_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &mid_issuer)
+        .unwrap();
+    let (cert, key) = (dir.path().join("chain.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, format!("{}{}", leaf.pem(), mid.pem())).unwrap();
+    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
+    let data = dir.path().join("data");
+    let srv = Server::start(
+        &data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(served_cert(srv.addr, &[root.der()]), leaf.der().to_vec());
+}
+
+/// `--tls-key` in each PEM form the issue names: PKCS#8 (the other tests), PKCS#1 (`BEGIN RSA
+/// PRIVATE KEY`) and SEC1 (`BEGIN EC PRIVATE KEY`), made by openssl (`.ci/run` installs it).
+#[test]
+fn pkcs1_and_sec1_keys_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let cases: [(&str, &[&str], &str); 2] = [
+        (
+            "rsa",
+            &["genrsa", "-traditional", "-out", "rsa.key", "2048"],
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ),
+        (
+            "ec",
+            &[
+                "ecparam",
+                "-genkey",
+                "-noout",
+                "-name",
+                "prime256v1",
+                "-out",
+                "ec.key",
+            ],
+            "-----BEGIN EC PRIVATE KEY-----",
+        ),
+    ];
+    // An end-entity certificate (openssl's default `req -x509` is a CA, which clients refuse
+    // as a server's).
+    std::fs::write(
+        dir.path().join("leaf.cnf"),
+        "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = localhost\n[ext]\nsubjectAltName = DNS:localhost\nbasicConstraints = critical,CA:FALSE\nkeyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    for (stem, keygen, header) in cases {
+        openssl(keygen);
+        let key = dir.path().join(format!("{stem}.key"));
+        let text = std::fs::read_to_string(&key).unwrap();
+        assert!(text.starts_with(header), "{stem}: {text}");
+        let cert = format!("{stem}.pem");
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &format!("{stem}.key"),
+            "-config",
+            "leaf.cnf",
+            "-days",
+            "2",
+            "-out",
+            &cert,
+        ]);
+        let cert = dir.path().join(cert);
+        let data = dir.path().join(format!("data-{stem}"));
+        let srv = Server::start(
+            &data,
+            &[
+                "--tls-cert",
+                cert.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let r = crate::harness::https_request(
+            srv.addr,
+            &cert,
+            "GET",
+            "localhost",
+            "/healthz",
+            &[],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{stem}");
+    }
 }

@@ -16,6 +16,7 @@ mod monitoring;
 mod newcomer;
 mod readme;
 mod security;
+mod service_unit;
 mod serving;
 mod share;
 mod toolkit;

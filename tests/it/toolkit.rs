@@ -6,9 +6,12 @@
 //! logs; every asset URL is then checked on every environment. A project with a Function gets
 //! the one-line refusal.
 //!
+//! A second case deploys the same way to an assetd serving HTTPS (issue 8), the proxy
+//! trusting its self-signed certificate with `--ca-cert`.
+//!
 //! Needs node and `tests/toolkit/node_modules` (`tests/toolkit/install.sh`). Without them
-//! `toolkit_deploys_unmodified_through_the_proxy` FAILS, unless `ASSETD_SKIP_TOOLKIT=1` is set,
-//! which skips it. The proxy's own refusals are tested without node.
+//! the two `toolkit_deploys_…` tests FAIL, unless `ASSETD_SKIP_TOOLKIT=1` is set, which skips
+//! them. The proxy's own refusals and its relay are tested without node.
 
 use crate::harness::{BIN, Server, credentials, request};
 use serde_json::Value;
@@ -60,6 +63,23 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// `assetd toolkit-proxy --listen 127.0.0.1:0 --url URL --dir DIR`, without
+/// `ASSETD_CA_CERT` from the caller's environment.
+fn proxy_command(url: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "toolkit-proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--url",
+        url,
+        "--dir",
+    ])
+    .arg(dir)
+    .env_remove("ASSETD_CA_CERT");
+    cmd
+}
+
 /// A running `assetd toolkit-proxy`, killed on drop; its stderr is collected.
 struct Proxy {
     child: Child,
@@ -72,11 +92,12 @@ impl Proxy {
     /// Starts the proxy for `server` on `127.0.0.1:0` with its CA in `dir`, and reads the
     /// port and CA path back from the `export …` line it prints.
     fn start(server: SocketAddr, dir: &Path) -> Proxy {
-        let mut child = Command::new(BIN)
-            .args(["toolkit-proxy", "--listen", "127.0.0.1:0", "--url"])
-            .arg(format!("http://{server}"))
-            .arg("--dir")
-            .arg(dir)
+        Proxy::spawn(proxy_command(&format!("http://{server}"), dir))
+    }
+
+    /// Runs a prepared `toolkit-proxy` command and reads its `export …` line.
+    fn spawn(mut cmd: Command) -> Proxy {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -243,16 +264,25 @@ fn api_get(server: SocketAddr, auth: &str, target: &str) -> Value {
     serde_json::from_slice(&r.body).unwrap()
 }
 
+/// Whether the toolkit tests should be skipped (`ASSETD_SKIP_TOOLKIT=1` with a missing
+/// prerequisite); panics when a prerequisite is missing without it.
+fn skip_toolkit() -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return false;
+    };
+    if std::env::var("ASSETD_SKIP_TOOLKIT").as_deref() == Ok("1") {
+        eprintln!("toolkit test skipped (ASSETD_SKIP_TOOLKIT=1): {why}");
+        return true;
+    }
+    panic!(
+        "the Serverless Toolkit test cannot run: {why}. Run tests/toolkit/install.sh, or set ASSETD_SKIP_TOOLKIT=1 to skip it"
+    );
+}
+
 #[test]
 fn toolkit_deploys_unmodified_through_the_proxy() {
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var("ASSETD_SKIP_TOOLKIT").as_deref() == Ok("1") {
-            eprintln!("toolkit test skipped (ASSETD_SKIP_TOOLKIT=1): {why}");
-            return;
-        }
-        panic!(
-            "the Serverless Toolkit test cannot run: {why}. Run tests/toolkit/install.sh, or set ASSETD_SKIP_TOOLKIT=1 to skip it"
-        );
+    if skip_toolkit() {
+        return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -510,6 +540,138 @@ fn toolkit_deploys_unmodified_through_the_proxy() {
     drop(server);
 }
 
+/// Issue 8: the proxy forwards to an assetd serving HTTPS (`--tls-self-signed`), trusting
+/// its certificate through `--ca-cert` (or `ASSETD_CA_CERT`); without it the proxy refuses to
+/// start, in one line naming the host and the fix. `twilio-run` deploys, lists and promotes
+/// through it, and every asset is then checked over https with the server's certificate.
+#[test]
+fn toolkit_deploys_through_the_proxy_to_an_https_server() {
+    if skip_toolkit() {
+        return;
+    }
+    const BASE: &str = "assets.test";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let (sid, token) = credentials(&data);
+    let server = Server::start(&data, &["--tls-self-signed", "--base-domain", BASE]);
+    let pem = data.join("tls/self-signed.pem");
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let ca_dir = tmp.path().join("ca");
+
+    // Not trusted: one line, naming the host and the flag that fixes it.
+    let out = proxy_command(&url, &ca_dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without --ca-cert: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot verify the TLS certificate of 127.0.0.1")
+            && err.contains("--ca-cert")
+            && err.contains("ASSETD_CA_CERT"),
+        "{err}"
+    );
+    // An https:// URL for a server that speaks plain http: one line saying so.
+    let plain = Server::start(&tmp.path().join("plain"), &[]);
+    let mut cmd = proxy_command(&format!("https://{}", plain.addr), &ca_dir);
+    let out = cmd.arg("--ca-cert").arg(&pem).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no TLS with 127.0.0.1") && err.contains("--url http://"),
+        "{err}"
+    );
+    drop(plain);
+    // ASSETD_CA_CERT does what --ca-cert does.
+    let mut by_env = proxy_command(&url, &ca_dir);
+    by_env.env("ASSETD_CA_CERT", &pem);
+    drop(Proxy::spawn(by_env));
+
+    let mut cmd = proxy_command(&url, &ca_dir);
+    cmd.arg("--ca-cert").arg(&pem);
+    let proxy = Proxy::spawn(cmd);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let public = b"Ahoy over TLS\n".to_vec();
+    let protected = b"signed over https only\n".to_vec();
+    let project = tmp.path().join("tksecure");
+    write_project(
+        &project,
+        "tksecure",
+        &sid,
+        &token,
+        &[
+            ("assets/ahoy.txt", &public),
+            ("assets/secret.protected.txt", &protected),
+            ("assets/config.private.json", b"{}"),
+        ],
+    );
+    let deploy = toolkit(
+        &proxy,
+        &home,
+        &project,
+        &["deploy", "--output-format", "json"],
+    )
+    .clean("twilio-run deploy (https server)");
+    let result = json_of(&deploy.stdout);
+    let dev_domain = result["domain"].as_str().unwrap().to_string();
+    assert!(dev_domain.ends_with(&format!("-dev.{BASE}")), "{result}");
+    for a in result["assets"].as_array().unwrap() {
+        let printed = a["url"].as_str().unwrap();
+        assert!(
+            printed.starts_with(&format!("https://{dev_domain}/")),
+            "{result}"
+        );
+    }
+    let list = toolkit(
+        &proxy,
+        &home,
+        &project,
+        &["list", "environments,builds", "--environment", "dev"],
+    )
+    .clean("twilio-run list (https server)");
+    assert!(list.stdout.contains(&dev_domain), "{}", list.all());
+    toolkit(
+        &proxy,
+        &home,
+        &project,
+        &[
+            "promote",
+            "--source-environment",
+            "dev",
+            "--production",
+            "--create-environment",
+        ],
+    )
+    .clean("twilio-run promote (https server)");
+    assert_eq!(proxy.stderr(), "", "the proxy logged errors");
+
+    // The assets over https, verified with the server's certificate for each name.
+    let prod_domain = dev_domain.replace(&format!("-dev.{BASE}"), &format!(".{BASE}"));
+    for domain in [&dev_domain, &prod_domain] {
+        let host = format!("{domain}:{}", server.addr.port());
+        let get = |path: &str, headers: &[(&str, &str)]| {
+            crate::harness::https_request(server.addr, &pem, "GET", &host, path, headers, b"")
+        };
+        let r = get("/ahoy.txt", &[]);
+        assert_eq!(
+            (r.status, &r.body),
+            (200, &public),
+            "https://{host}/ahoy.txt"
+        );
+        assert_eq!(get("/secret.txt", &[]).status, 403, "{host}/secret.txt");
+        let signed = format!("https://{host}/secret.txt");
+        let signature = assetd::sign::compute(&token, &signed, &[]);
+        let r = get("/secret.txt", &[("X-Twilio-Signature", &signature)]);
+        assert_eq!((r.status, &r.body), (200, &protected), "{signed}");
+        let over_http = assetd::sign::compute(&token, &format!("http://{host}/secret.txt"), &[]);
+        let r = get("/secret.txt", &[("X-Twilio-Signature", &over_http)]);
+        assert_eq!(r.status, 403, "an http:// signature on https");
+        assert_eq!(get("/config.json", &[]).status, 404, "{host}/config.json");
+    }
+    drop(proxy);
+    drop(server);
+}
+
 /// Sends `head` to the proxy and returns its whole answer (it closes after a refusal).
 fn proxy_answer(addr: SocketAddr, head: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -569,6 +731,16 @@ fn toolkit_proxy_refuses_other_hosts_and_keeps_its_ca_key_private() {
     let again = Proxy::start(server.addr, &ca_dir);
     assert_eq!(std::fs::read(ca_dir.join("ca.pem")).unwrap(), cert);
     drop(again);
+    // Plain http to a public address: the same one-line warning as the CLI's (the proxy
+    // forwards the toolkit's credentials).
+    let public = Proxy::spawn(proxy_command("http://203.0.113.7:8080", &ca_dir));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !public.stderr().contains("travels in clear") {
+        assert!(std::time::Instant::now() < deadline, "no warning");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(public.stderr().lines().count(), 1, "{}", public.stderr());
+    drop(public);
     let out = Command::new(BIN)
         .args(["toolkit-proxy", "--listen", "0.0.0.0:0", "--dir"])
         .arg(&ca_dir)
@@ -582,31 +754,60 @@ fn toolkit_proxy_refuses_other_hosts_and_keeps_its_ca_key_private() {
 
 /// Inside a tunnel: the server's absolute URLs come back on the Twilio host (so the toolkit's
 /// paging goes through the proxy again), bodies are re-framed, and the tunnel is kept alive
-/// between requests. Runs the relay over plain TCP (the TLS side is the toolkit test's).
+/// between requests; towards an http and an https server. Runs the relay over plain TCP (the
+/// toolkit's TLS side is the toolkit test's).
 #[test]
 fn tunnelled_answers_name_the_twilio_host_so_paging_returns_through_the_proxy() {
-    use assetd::toolkit_proxy::{Upstream, forward};
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let (sid, token) = credentials(&data);
-    let server = Server::start(&data, &[]);
-    let auth = crate::harness::basic(&sid, &token);
-    for name in ["one", "two"] {
-        let body = format!("UniqueName={name}&FriendlyName={name}");
-        let r = request(
-            server.addr,
-            "POST",
-            &server.addr.to_string(),
-            "/v1/Services",
-            &[
-                ("Authorization", &auth),
+    use assetd::toolkit_proxy::Upstream;
+    for https in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let (sid, token) = credentials(&data);
+        let extra: &[&str] = if https { &["--tls-self-signed"] } else { &[] };
+        let server = Server::start(&data, extra);
+        let pem = data.join("tls/self-signed.pem");
+        let auth = crate::harness::basic(&sid, &token);
+        let authority = server.addr.to_string();
+        for name in ["one", "two"] {
+            let body = format!("UniqueName={name}&FriendlyName={name}");
+            let headers = [
+                ("Authorization", auth.as_str()),
                 ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            body.as_bytes(),
-        );
-        assert_eq!(r.status, 201, "{}", r.text());
+            ];
+            let r = if https {
+                let path = "/v1/Services";
+                crate::harness::https_request(
+                    server.addr,
+                    &pem,
+                    "POST",
+                    &authority,
+                    path,
+                    &headers,
+                    body.as_bytes(),
+                )
+            } else {
+                request(
+                    server.addr,
+                    "POST",
+                    &authority,
+                    "/v1/Services",
+                    &headers,
+                    body.as_bytes(),
+                )
+            };
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+        let origin = format!("{}://{authority}", if https { "https" } else { "http" });
+        let upstream = Upstream::parse(&origin, https.then_some(pem.as_path())).unwrap();
+        assert_eq!(upstream.origin, origin);
+        relay_rewrites_the_origin(upstream, &auth);
     }
-    let upstream = Upstream::parse(&format!("http://{}", server.addr)).unwrap();
+}
+
+/// Two pages of services through `forward::serve` towards `upstream`, on one tunnel.
+fn relay_rewrites_the_origin(upstream: assetd::toolkit_proxy::Upstream, auth: &str) {
+    use assetd::toolkit_proxy::forward;
+    let origin = upstream.origin.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let relay = std::thread::spawn(move || {
@@ -616,7 +817,6 @@ fn tunnelled_answers_name_the_twilio_host_so_paging_returns_through_the_proxy() 
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
-    let origin = format!("http://{}", server.addr);
     let twilio = "https://serverless.twilio.com";
 
     // Keep-alive: two requests on one tunnel; the second asks to close it.
@@ -631,7 +831,7 @@ fn tunnelled_answers_name_the_twilio_host_so_paging_returns_through_the_proxy() 
         )
         .unwrap();
         let resp = crate::harness::read_response(&mut r, false);
-        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.status, 200, "{origin}: {}", resp.text());
         let text = resp.text();
         assert!(
             !text.contains(&origin),
@@ -661,5 +861,39 @@ fn tunnelled_answers_name_the_twilio_host_so_paging_returns_through_the_proxy() 
             );
         }
     }
+    relay.join().unwrap().unwrap();
+}
+
+/// A request the relay cannot forward because the https server's certificate does not verify
+/// (here: no `--ca-cert`, so the public roots) is answered 502 with the one-line reason naming
+/// the host and the fix, in Twilio's error shape; nothing reaches the server.
+#[test]
+fn the_relay_answers_502_naming_the_host_when_the_certificate_does_not_verify() {
+    use assetd::toolkit_proxy::{Upstream, forward};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, &["--tls-self-signed"]);
+    let upstream = Upstream::parse(&format!("https://{}", server.addr), None).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let relay = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        forward::serve(s, "serverless.twilio.com", &upstream)
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"GET /v1/Services HTTP/1.1\r\nHost: serverless.twilio.com\r\nAuthorization: Basic eDp5\r\n\r\n",
+    )
+    .unwrap();
+    let resp = crate::harness::read_response(&mut BufReader::new(&s), false);
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("cannot verify the TLS certificate of 127.0.0.1") && msg.contains("--ca-cert"),
+        "{msg}"
+    );
+    assert_eq!(msg.lines().count(), 1, "{msg}");
     relay.join().unwrap().unwrap();
 }

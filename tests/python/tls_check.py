@@ -49,6 +49,18 @@ https_url = "https://%s:%d%s" % (host, port, protected)
 status, _ = get(protected, {"X-Twilio-Signature": validator.compute_signature(https_url, {})})
 assert status == 200, "signed over %s: %s" % (https_url, status)
 
+# As a client of the default port 443 asks (Host without a port): Twilio's library may sign
+# the URL with or without ":443", and both are accepted.
+for signed in ("https://%s%s" % (host, protected), "https://%s:443%s" % (host, protected)):
+    sig = validator.compute_signature(signed, {})
+    status, _ = get(protected, {"Host": host, "X-Twilio-Signature": sig})
+    assert status == 200, "signed over %s, Host %s: %s" % (signed, host, status)
+    assert validator.validate("https://%s%s" % (host, protected), {}, sig)
+# Over plain http the default port is 80: a ":80" signature is no https signature.
+sig = validator.compute_signature("http://%s:80%s" % (host, protected), {})
+status, _ = get(protected, {"Host": host, "X-Twilio-Signature": sig})
+assert status == 403, "signed over http://%s:80: %s" % (host, status)
+
 http_url = "http://%s:%d%s" % (host, port, protected)
 status, _ = get(protected, {"X-Twilio-Signature": validator.compute_signature(http_url, {})})
 assert status == 403, "signed over the http:// URL: %s" % status
