@@ -683,6 +683,79 @@ fn an_unfinished_handshake_costs_no_thread_and_is_cut_by_the_head_timeout() {
     assert_eq!(cut, 300, "head_timeout counter");
 }
 
+/// Raises this process's soft descriptor limit to at least `want` (up to the hard limit);
+/// returns the soft limit now.
+fn raise_fd_limit(want: u64) -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write one rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
+        if r.rlim_cur < want {
+            r.rlim_cur = want.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        }
+    }
+    r.rlim_cur
+}
+
+/// 2,000 idle TLS connections (handshake complete, one request served, then silent
+/// keep-alive) are all held, cost no thread each, and the server still answers a new one.
+#[test]
+fn two_thousand_idle_tls_connections_are_held_without_a_thread_each() {
+    const N: usize = 2000;
+    let limit = raise_fd_limit(N as u64 + 512);
+    assert!(
+        limit >= N as u64 + 256,
+        "descriptor limit {limit}: raise the hard limit"
+    );
+    let f = fixture();
+    let srv = f.start(&["--head-timeout", "120"]);
+    let config = client_config(&f.der, &[&rustls::version::TLS13]);
+    let host = f.host();
+    let want = TEXT.repeat(50).into_bytes();
+    let mut warm = tls_connect(srv.addr, &config);
+    assert_eq!(
+        tls_get(&mut warm, &host, "/hello.txt", None),
+        (200, want.clone())
+    );
+    drop(warm);
+    let before = threads_of(srv.child.id());
+    let started = Instant::now();
+    let mut idle: Vec<_> = (0..N)
+        .map(|_| {
+            let mut s = tls_connect(srv.addr, &config);
+            assert_eq!(tls_get(&mut s, &host, "/hello.txt", None).0, 200);
+            s
+        })
+        .collect();
+    let opened = started.elapsed();
+    let with = threads_of(srv.child.id());
+    assert!(
+        with <= before,
+        "threads grew from {before} to {with} with {N} idle TLS connections"
+    );
+    // A fresh client is answered while they are held.
+    let mut fresh = tls_connect(srv.addr, &config);
+    assert_eq!(
+        tls_get(&mut fresh, &host, "/hello.txt", None),
+        (200, want.clone())
+    );
+    // Every idle one was held: it answers a second request.
+    for (i, s) in idle.iter_mut().enumerate() {
+        let (status, body) = tls_get(s, &host, "/hello.txt", None);
+        assert_eq!(
+            (status, body.len()),
+            (200, want.len()),
+            "idle connection {i}"
+        );
+    }
+    eprintln!("{N} idle TLS connections opened in {opened:?}; threads {before} -> {with}");
+}
+
 #[test]
 fn deploy_over_https_with_ca_cert_and_one_line_error_without() {
     let dir = tempfile::tempdir().unwrap();
