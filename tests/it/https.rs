@@ -683,6 +683,85 @@ fn an_unfinished_handshake_costs_no_thread_and_is_cut_by_the_head_timeout() {
     assert_eq!(cut, 300, "head_timeout counter");
 }
 
+/// Whether this CPU has AES-GCM instructions (as the server decides it).
+fn aes_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// The server's suite order wins over a client that puts AES-256-GCM first (as OpenSSL's
+/// clients do): AES-128-GCM where the CPU has AES instructions, ChaCha20 where it has not;
+/// a client offering only AES-256-GCM still gets it.
+#[test]
+fn the_server_picks_aes_128_gcm_over_a_client_preferring_aes_256() {
+    use rustls::CipherSuite as S;
+    let f = fixture();
+    let srv = f.start(&[]);
+    let aes = aes_hardware();
+    for (version, want) in [
+        (
+            &rustls::version::TLS13,
+            if aes {
+                S::TLS13_AES_128_GCM_SHA256
+            } else {
+                S::TLS13_CHACHA20_POLY1305_SHA256
+            },
+        ),
+        (
+            &rustls::version::TLS12,
+            if aes {
+                S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            } else {
+                S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            },
+        ),
+    ] {
+        let config = client_config(&f.der, &[version]);
+        assert_eq!(
+            config.crypto_provider().cipher_suites[0].suite(),
+            S::TLS13_AES_256_GCM_SHA384
+        );
+        let mut s = tls_connect(srv.addr, &config);
+        let got = s.conn.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(got, want, "{version:?}");
+        assert_eq!(tls_get(&mut s, &f.host(), "/hello.txt", None).0, 200);
+    }
+    // Only AES-256-GCM offered: still served.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() == S::TLS13_AES_256_GCM_SHA384);
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates({
+            let mut store = rustls::RootCertStore::empty();
+            store
+                .add(rustls::pki_types::CertificateDer::from(f.der.clone()))
+                .unwrap();
+            store
+        })
+        .with_no_client_auth();
+    let mut s = tls_connect(srv.addr, &Arc::new(config));
+    assert_eq!(
+        s.conn.negotiated_cipher_suite().unwrap().suite(),
+        S::TLS13_AES_256_GCM_SHA384
+    );
+    assert_eq!(tls_get(&mut s, &f.host(), "/hello.txt", None).0, 200);
+}
+
 /// Raises this process's soft descriptor limit to at least `want` (up to the hard limit);
 /// returns the soft limit now.
 fn raise_fd_limit(want: u64) -> u64 {
