@@ -142,7 +142,7 @@ pub fn render(store: &Store, engine: &EngineStats) -> String {
         &mut out,
         "assetd_http_connections_limited_total",
         "counter",
-        "Connections or requests refused or cut by a limit: head_timeout (first request head too slow), idle (keep-alive wait or later head too slow), body_stall (request body made no progress, 408), write_stall (peer stopped reading), body_too_large (413), cap (an accept waited for the connection cap), accept_error (out of descriptors or memory).",
+        "Connections or requests refused or cut by a limit: head_timeout (TLS handshake or first request head too slow), idle (keep-alive wait or later head too slow), body_stall (request body made no progress, 408), write_stall (peer stopped reading), body_too_large (413), cap (an accept waited for the connection cap), accept_error (out of descriptors or memory).",
     );
     for (limit, v) in [
         ("head_timeout", &engine.head_timeouts),

@@ -508,47 +508,334 @@ fn threads_of(pid: u32) -> usize {
         .unwrap()
 }
 
+/// A rustls client configuration trusting `der` (rustls' default suite order: AES-256-GCM
+/// first, as OpenSSL clients send it).
+fn client_config(
+    der: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    store
+        .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` with its handshake complete.
+fn tls_connect(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Nagle's wait for the server's delayed ACK would add 40 ms to each request.
+    tcp.set_nodelay(true).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// One keep-alive HTTP/1.1 GET on `s`; returns the status and the body (read by its
+/// `Content-Length`, so the connection stays usable).
+fn tls_get(
+    s: &mut (impl Read + Write),
+    host: &str,
+    target: &str,
+    auth: Option<&str>,
+) -> (u16, Vec<u8>) {
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    // One write, so one TLS record.
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = s.read(&mut buf).expect("read a response head");
+        assert!(n > 0, "connection closed before a response head");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("a Content-Length");
+    while got.len() < head_end + len {
+        let n = s.read(&mut buf).expect("read a response body");
+        assert!(n > 0, "connection closed within a response body");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got.len(), head_end + len, "bytes past the response");
+    (status, got.split_off(head_end))
+}
+
+/// The value of one `assetd_http_connections_limited_total` sample, read over TLS.
+fn limited(srv: &Server, f: &Fixture, config: &Arc<rustls::ClientConfig>, limit: &str) -> u64 {
+    let mut s = tls_connect(srv.addr, config);
+    let auth = crate::harness::basic(&f.sid, &f.token);
+    let (status, body) = tls_get(&mut s, "127.0.0.1", "/metrics", Some(&auth));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let key = format!("assetd_http_connections_limited_total{{limit=\"{limit}\"}} ");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /metrics"))
+}
+
+/// Whether the server closed `c` (EOF or a reset, after any bytes it sent) by `deadline`.
+fn closed_by(c: &mut TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        c.set_read_timeout(Some(left)).unwrap();
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // the server's handshake flight, or an alert
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true, // reset
+        }
+    }
+}
+
 /// SECURITY: a peer that opens TCP and never finishes the TLS handshake costs no thread and
-/// is cut by the head timeout.
+/// is cut by the head timeout: one that sends nothing, one that sends half a ClientHello, and
+/// one that sends a whole ClientHello, gets the server's flight and never sends its Finished.
 #[test]
 fn an_unfinished_handshake_costs_no_thread_and_is_cut_by_the_head_timeout() {
     let f = fixture();
-    let srv = f.start(&["--head-timeout", "2"]);
+    let srv = f.start(&["--head-timeout", "3"]);
+    let config = client_config(&f.der, &[&rustls::version::TLS13]);
     assert_eq!(served_cert(srv.addr, &[&f.der]), f.der);
+    let cut_before = limited(&srv, &f, &config, "head_timeout");
     let before = threads_of(srv.child.id());
     let started = Instant::now();
-    let mut conns: Vec<TcpStream> = (0..200)
+    let mut conns: Vec<TcpStream> = (0..300)
         .map(|i| {
             let mut c = TcpStream::connect(srv.addr).unwrap();
-            // Half of them send the start of a ClientHello and stop.
-            if i % 2 == 0 {
-                c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            match i % 3 {
+                0 => {}
+                1 => c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap(),
+                _ => {
+                    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                    let mut client = rustls::ClientConnection::new(config.clone(), name).unwrap();
+                    let mut hello = Vec::new();
+                    client.write_tls(&mut hello).unwrap();
+                    c.write_all(&hello).unwrap();
+                }
             }
             c
         })
         .collect();
-    // Served meanwhile.
+    // Served meanwhile, with no thread more.
     assert_eq!(served_cert(srv.addr, &[&f.der]), f.der);
+    let mut s = tls_connect(srv.addr, &config);
+    assert_eq!(tls_get(&mut s, &f.host(), "/hello.txt", None).0, 200);
+    drop(s);
     assert!(threads_of(srv.child.id()) <= before, "threads grew");
-    for c in &mut conns {
-        c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let mut buf = [0u8; 64];
-        // Cut: EOF (or a reset), never a timeout of ours.
-        match c.read(&mut buf) {
-            Ok(0) => {}
-            Ok(_) => {} // an alert is allowed before the close
-            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "not cut"),
-        }
+    // The ones that sent a whole ClientHello got the server's flight (ServerHello first).
+    let mut first = [0u8; 1];
+    conns[2].read_exact(&mut first).unwrap();
+    assert_eq!(first[0], 0x16, "no handshake record from the server");
+    let deadline = started + Duration::from_secs(12);
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert!(
+            closed_by(c, deadline),
+            "connection {i} (kind {}) not cut",
+            i % 3
+        );
     }
     let waited = started.elapsed();
     assert!(
-        waited >= Duration::from_millis(1500),
+        waited >= Duration::from_millis(2500),
         "cut too early: {waited:?}"
     );
+    // Well before the default head timeout (10 s): it is the one set here that cut them.
     assert!(
-        waited < Duration::from_secs(10),
+        waited < Duration::from_secs(9),
         "not cut by the head timeout: {waited:?}"
     );
+    // Counted as what they are.
+    let cut = limited(&srv, &f, &config, "head_timeout") - cut_before;
+    assert_eq!(cut, 300, "head_timeout counter");
+}
+
+/// Whether this CPU has AES-GCM instructions (as the server decides it).
+fn aes_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+/// The server's suite order wins over a client that puts AES-256-GCM first (as OpenSSL's
+/// clients do): AES-128-GCM where the CPU has AES instructions, ChaCha20 where it has not;
+/// a client offering only AES-256-GCM still gets it.
+#[test]
+fn the_server_picks_aes_128_gcm_over_a_client_preferring_aes_256() {
+    use rustls::CipherSuite as S;
+    let f = fixture();
+    let srv = f.start(&[]);
+    let aes = aes_hardware();
+    for (version, want) in [
+        (
+            &rustls::version::TLS13,
+            if aes {
+                S::TLS13_AES_128_GCM_SHA256
+            } else {
+                S::TLS13_CHACHA20_POLY1305_SHA256
+            },
+        ),
+        (
+            &rustls::version::TLS12,
+            if aes {
+                S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            } else {
+                S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            },
+        ),
+    ] {
+        let config = client_config(&f.der, &[version]);
+        assert_eq!(
+            config.crypto_provider().cipher_suites[0].suite(),
+            S::TLS13_AES_256_GCM_SHA384
+        );
+        let mut s = tls_connect(srv.addr, &config);
+        let got = s.conn.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(got, want, "{version:?}");
+        assert_eq!(tls_get(&mut s, &f.host(), "/hello.txt", None).0, 200);
+    }
+    // Only AES-256-GCM offered: still served.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() == S::TLS13_AES_256_GCM_SHA384);
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates({
+            let mut store = rustls::RootCertStore::empty();
+            store
+                .add(rustls::pki_types::CertificateDer::from(f.der.clone()))
+                .unwrap();
+            store
+        })
+        .with_no_client_auth();
+    let mut s = tls_connect(srv.addr, &Arc::new(config));
+    assert_eq!(
+        s.conn.negotiated_cipher_suite().unwrap().suite(),
+        S::TLS13_AES_256_GCM_SHA384
+    );
+    assert_eq!(tls_get(&mut s, &f.host(), "/hello.txt", None).0, 200);
+}
+
+/// Raises this process's soft descriptor limit to at least `want` (up to the hard limit);
+/// returns the soft limit now.
+fn raise_fd_limit(want: u64) -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read or write one rlimit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
+        if r.rlim_cur < want {
+            r.rlim_cur = want.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        }
+    }
+    r.rlim_cur
+}
+
+/// 2,000 idle TLS connections (handshake complete, one request served, then silent
+/// keep-alive) are all held, cost no thread each, and the server still answers a new one.
+#[test]
+fn two_thousand_idle_tls_connections_are_held_without_a_thread_each() {
+    const N: usize = 2000;
+    let limit = raise_fd_limit(N as u64 + 512);
+    assert!(
+        limit >= N as u64 + 256,
+        "descriptor limit {limit}: raise the hard limit"
+    );
+    let f = fixture();
+    let srv = f.start(&["--head-timeout", "120"]);
+    let config = client_config(&f.der, &[&rustls::version::TLS13]);
+    let host = f.host();
+    let want = TEXT.repeat(50).into_bytes();
+    let mut warm = tls_connect(srv.addr, &config);
+    assert_eq!(
+        tls_get(&mut warm, &host, "/hello.txt", None),
+        (200, want.clone())
+    );
+    drop(warm);
+    let before = threads_of(srv.child.id());
+    let started = Instant::now();
+    let mut idle: Vec<_> = (0..N)
+        .map(|_| {
+            let mut s = tls_connect(srv.addr, &config);
+            assert_eq!(tls_get(&mut s, &host, "/hello.txt", None).0, 200);
+            s
+        })
+        .collect();
+    let opened = started.elapsed();
+    let with = threads_of(srv.child.id());
+    assert!(
+        with <= before,
+        "threads grew from {before} to {with} with {N} idle TLS connections"
+    );
+    // A fresh client is answered while they are held.
+    let mut fresh = tls_connect(srv.addr, &config);
+    assert_eq!(
+        tls_get(&mut fresh, &host, "/hello.txt", None),
+        (200, want.clone())
+    );
+    // Every idle one was held: it answers a second request.
+    for (i, s) in idle.iter_mut().enumerate() {
+        let (status, body) = tls_get(s, &host, "/hello.txt", None);
+        assert_eq!(
+            (status, body.len()),
+            (200, want.len()),
+            "idle connection {i}"
+        );
+    }
+    eprintln!("{N} idle TLS connections opened in {opened:?}; threads {before} -> {with}");
 }
 
 #[test]

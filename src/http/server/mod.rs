@@ -93,7 +93,8 @@ pub struct EngineStats {
     pub cap_waits: AtomicU64,
     /// Accept errors (out of descriptors or memory: the connection stays in the queue).
     pub accept_errors: AtomicU64,
-    /// Connections closed because their first request head did not arrive in time.
+    /// Connections closed because their first request head (or TLS handshake) did not arrive
+    /// in time.
     pub head_timeouts: AtomicU64,
     /// Connections closed because a later request head did not arrive in time (an idle
     /// keep-alive connection, or a slow second head).

@@ -43,8 +43,14 @@ pub(super) async fn connection(
     let limit = shared.config.head_timeout;
     let (stream, h2) = match tokio::time::timeout(limit, tls.accept(stream)).await {
         Ok(Ok(s)) => s,
-        // A failed or unfinished handshake: the peer gets the alert rustls sent, or nothing.
-        _ => return,
+        // A failed handshake: the peer gets the alert rustls sent.
+        Ok(Err(_)) => return,
+        // An unfinished one is a head that did not arrive in time.
+        Err(_) => {
+            let cut = &shared.config.stats.head_timeouts;
+            cut.fetch_add(1, Ordering::Relaxed); // metrics
+            return;
+        }
     };
     if h2 {
         serve_http2(stream, remote, shared, stop).await;
