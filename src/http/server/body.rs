@@ -14,6 +14,7 @@ use std::io::{self, Read, Seek, Write};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 /// Bytes read per blocking-pool trip for [`Body::Stream`] replies.
@@ -43,6 +44,7 @@ impl Read for Received {
 /// one that grows past the cap is 413; a framing error or a vanished peer is 400.
 pub(super) async fn receive(
     config: &ServerConfig,
+    pool: &Handle,
     spooled: &AtomicU64,
     mut incoming: Incoming,
     declared: Option<u64>,
@@ -98,7 +100,15 @@ pub(super) async fn receive(
         }
         memory.extend_from_slice(&data);
         if memory.len() >= SPOOL_IN_MEMORY {
-            match spool(config, spooled, file.take(), std::mem::take(&mut memory)).await {
+            match spool(
+                config,
+                pool,
+                spooled,
+                file.take(),
+                std::mem::take(&mut memory),
+            )
+            .await
+            {
                 Ok((f, buf)) => (file, memory) = (Some(f), buf),
                 // A full disk: the handler sees the error when it reads (507 on the API).
                 Err(e) => return Ok(Received::Failed(Some(e))),
@@ -107,7 +117,7 @@ pub(super) async fn receive(
     }
     match file {
         None => Ok(Received::Memory(io::Cursor::new(memory))),
-        Some(f) => match spool(config, spooled, Some(f), memory).await {
+        Some(f) => match spool(config, pool, spooled, Some(f), memory).await {
             Ok((mut f, _)) => match f.rewind() {
                 Ok(()) => Ok(Received::File(f)),
                 Err(e) => Ok(Received::Failed(Some(e))),
@@ -121,13 +131,14 @@ pub(super) async fn receive(
 /// gives back the file and the emptied buffer.
 async fn spool(
     config: &ServerConfig,
+    pool: &Handle,
     spooled: &AtomicU64,
     file: Option<std::fs::File>,
     mut buf: Vec<u8>,
 ) -> io::Result<(std::fs::File, Vec<u8>)> {
     let dir = config.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
     let n = spooled.fetch_add(1, Ordering::Relaxed);
-    let task = tokio::task::spawn_blocking(move || {
+    let task = pool.spawn_blocking(move || {
         let mut file = match file {
             Some(f) => f,
             None => {
@@ -155,18 +166,19 @@ async fn spool(
 /// The reply as hyper's response. SECURITY (CVE-2026-66753): every header is checked before
 /// anything is written; a reply with a bad status, name or value is never written and
 /// becomes a 500.
-pub(super) fn respond(reply: Reply, is_head: bool) -> hyper::Response<Out> {
-    match build(reply, is_head) {
+pub(super) fn respond(reply: Reply, is_head: bool, pool: &Handle) -> hyper::Response<Out> {
+    match build(reply, is_head, pool) {
         Some(r) => r,
         None => build(
             Reply::plain(500, "internal server error: invalid response header\n"),
             is_head,
+            pool,
         )
         .expect("a plain reply is valid"),
     }
 }
 
-fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
+fn build(reply: Reply, is_head: bool, pool: &Handle) -> Option<hyper::Response<Out>> {
     if !(200..=599).contains(&reply.status) {
         return None;
     }
@@ -205,6 +217,7 @@ fn build(reply: Reply, is_head: bool) -> Option<hyper::Response<Out>> {
                 reader: Some(reader),
                 left: len,
                 task: None,
+                pool: pool.clone(),
             },
             len,
         ),
@@ -257,6 +270,7 @@ pub(super) enum Out {
         reader: Option<Box<dyn Read + Send>>,
         left: u64,
         task: Option<JoinHandle<Piece>>,
+        pool: Handle,
     },
 }
 
@@ -304,13 +318,18 @@ impl hyper::body::Body for Out {
                 Ok(None) => Poll::Ready(Some(Err(short_body()))),
                 Err(e) => Poll::Ready(Some(Err(e))),
             },
-            Out::Stream { reader, left, task } => {
+            Out::Stream {
+                reader,
+                left,
+                task,
+                pool,
+            } => {
                 if task.is_none() {
                     let Some(mut r) = reader.take() else {
                         return Poll::Ready(Some(Err(short_body())));
                     };
                     let want = (*left).min(STREAM_PIECE as u64) as usize;
-                    *task = Some(tokio::task::spawn_blocking(move || {
+                    *task = Some(pool.spawn_blocking(move || {
                         let mut buf = vec![0u8; want];
                         let got = crate::model::read_full(&mut *r, &mut buf).map(|n| {
                             buf.truncate(n);

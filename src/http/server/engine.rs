@@ -23,20 +23,24 @@ use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// How long in-flight requests may take to finish after a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A bound, not yet running server.
 pub struct Server {
-    runtime: tokio::runtime::Runtime,
+    /// One single-threaded runtime per network thread ([`ServerConfig::threads`]).
+    cores: Vec<tokio::runtime::Runtime>,
+    /// The blocking pool (API handlers, body spooling, streamed replies), shared by the cores;
+    /// the thread calling [`Server::run`] drives it while waiting for the shutdown.
+    pool: tokio::runtime::Runtime,
     listener: std::net::TcpListener,
     addr: SocketAddr,
     /// The plain listener of [`ServerConfig::plain_listen`].
@@ -61,7 +65,7 @@ impl ShutdownHandle {
 }
 
 impl Server {
-    /// Binds the listener and builds the runtime (its threads start here).
+    /// Binds the listener and builds the runtimes (their threads start in [`Server::run`]).
     ///
     /// Also raises the soft `RLIMIT_NOFILE` to the hard limit (best effort) and lowers the
     /// connection cap to what the descriptor limit leaves after a reserve for the store.
@@ -81,10 +85,17 @@ impl Server {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+        let cores = (0..threads)
+            .map(|_| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let pool = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(config.blocking_threads.max(1))
-            .thread_name("assetd-http")
+            .thread_name("assetd-blocking")
             .enable_io()
             .enable_time()
             .build()?;
@@ -95,7 +106,8 @@ impl Server {
             .min(fd_limit.saturating_sub(reserve) as usize)
             .max(1);
         Ok(Server {
-            runtime,
+            cores,
+            pool,
             listener,
             addr,
             plain,
@@ -129,9 +141,16 @@ impl Server {
 
     /// [`Server::run`] with `plain` answering on the plain listener
     /// ([`ServerConfig::plain_listen`]); the two share the connection cap.
+    ///
+    /// Each network thread runs its own single-threaded runtime. The thread calling this
+    /// accepts, and hands each connection to the network thread serving the fewest: a
+    /// connection then lives on one thread, so a request never wakes another (with one
+    /// multi-thread runtime, waking workers and stealing tasks cost 15–25% of a small
+    /// request's CPU, see `scripts/bench`).
     pub fn run_pair(self, handler: Arc<dyn Handler>, plain: Arc<dyn Handler>) -> io::Result<()> {
         let Server {
-            runtime,
+            cores,
+            pool,
             listener,
             plain: plain_listener,
             config,
@@ -147,21 +166,64 @@ impl Server {
             config,
             tls,
             spooled: AtomicU64::new(0),
+            pool: pool.handle().clone(),
         });
         let plain_shared = Arc::new(Shared {
             handler: plain,
             config: plain_config,
             tls: None,
             spooled: AtomicU64::new(0),
+            pool: pool.handle().clone(),
         });
-        let result = runtime.block_on(async move {
+        // Set once no request is in flight (or the grace period is over): the cores then stop.
+        let done = Arc::new(watch::Sender::new(false));
+        let mut mail = Vec::with_capacity(cores.len());
+        let mut threads = Vec::with_capacity(cores.len());
+        let open: Arc<[AtomicUsize]> = cores.iter().map(|_| AtomicUsize::new(0)).collect();
+        for (i, core) in cores.into_iter().enumerate() {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Handoff>();
+            mail.push(tx);
+            let (open, mut done) = (open.clone(), done.subscribe());
+            let thread = std::thread::Builder::new()
+                .name(format!("assetd-http-{i}"))
+                .spawn(move || {
+                    core.block_on(async move {
+                        loop {
+                            let h = tokio::select! {
+                                h = rx.recv() => h,
+                                _ = done.wait_for(|d| *d) => None,
+                            };
+                            let Some(h) = h else { break };
+                            let open = open.clone();
+                            tokio::spawn(async move {
+                                if let Ok(stream) = TcpStream::from_std(h.stream) {
+                                    connection(stream, h.remote, h.shared, h.stop, h.permit).await;
+                                }
+                                open[i].fetch_sub(1, Ordering::Relaxed);
+                            });
+                        }
+                        // Connections still open when the server is done are closed here.
+                    });
+                    core.shutdown_timeout(Duration::from_secs(1));
+                })?;
+            threads.push(thread);
+        }
+        let cores = Arc::new(Cores { mail, open });
+        let result = pool.block_on(async {
             let permits = Arc::new(Semaphore::new(max_connections));
             let listener = TcpListener::from_std(listener)?;
-            let main = accept_loop(listener, shared, permits.clone(), stop.subscribe());
+            let main = accept_loop(
+                listener,
+                shared,
+                permits.clone(),
+                stop.subscribe(),
+                cores.clone(),
+            );
             match plain_listener {
                 Some((l, _)) => {
                     let l = TcpListener::from_std(l)?;
-                    let second = accept_loop(l, plain_shared, permits.clone(), stop.subscribe());
+                    let second =
+                        accept_loop(l, plain_shared, permits.clone(), stop.subscribe(), cores);
                     tokio::join!(main, second);
                 }
                 None => main.await,
@@ -172,8 +234,40 @@ impl Server {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, permits.acquire_many(all)).await;
             Ok(())
         });
-        runtime.shutdown_timeout(Duration::from_secs(1));
+        done.send_replace(true);
+        for t in threads {
+            let _ = t.join();
+        }
+        pool.shutdown_timeout(Duration::from_secs(1));
         result
+    }
+}
+
+/// An accepted connection on its way to the network thread that will serve it.
+struct Handoff {
+    stream: std::net::TcpStream,
+    remote: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The network threads: where to hand a connection, and how many each serves now.
+struct Cores {
+    mail: Vec<mpsc::UnboundedSender<Handoff>>,
+    open: Arc<[AtomicUsize]>,
+}
+
+impl Cores {
+    /// Hands `h` to the thread serving the fewest connections.
+    fn hand(&self, h: Handoff) {
+        let i = (0..self.open.len())
+            .min_by_key(|&i| self.open[i].load(Ordering::Relaxed))
+            .unwrap_or(0);
+        self.open[i].fetch_add(1, Ordering::Relaxed);
+        if self.mail[i].send(h).is_err() {
+            self.open[i].fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -185,6 +279,8 @@ pub(super) struct Shared {
     tls: Option<Tls>,
     /// Spool files made so far (for unique names).
     spooled: AtomicU64,
+    /// The blocking pool.
+    pub(super) pool: tokio::runtime::Handle,
 }
 
 /// A listening socket (`SO_REUSEADDR`, non-blocking).
@@ -204,6 +300,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
+    cores: Arc<Cores>,
 ) {
     let mut last_report: Option<Instant> = None;
     let stats = shared.config.stats.clone();
@@ -227,8 +324,17 @@ async fn accept_loop(
         match accepted {
             Ok((stream, remote)) => {
                 stats.accepted.fetch_add(1, Ordering::Relaxed); // metrics
-                let conn = connection(stream, remote, shared.clone(), stop.clone(), permit);
-                tokio::spawn(conn);
+                // Off this thread's poller, onto the serving thread's (two epoll_ctl calls).
+                let Ok(stream) = stream.into_std() else {
+                    continue;
+                };
+                cores.hand(Handoff {
+                    stream,
+                    remote,
+                    shared: shared.clone(),
+                    stop: stop.clone(),
+                    permit,
+                });
             }
             // An accept error never ends the listener: out of descriptors or memory, wait a
             // little (connections that finish free some) and go on; anything else (a peer
@@ -423,7 +529,7 @@ pub(super) async fn answer(
         let req = head.request(&mut empty);
         let mut reply = handler.refuse(&req, status, message);
         reply.headers.push(("connection".into(), "close".into()));
-        return respond(reply, is_head);
+        return respond(reply, is_head, &shared.pool);
     }
     let limit = {
         let mut empty = io::empty();
@@ -431,12 +537,13 @@ pub(super) async fn answer(
         if handler.is_quick(&req) {
             let reply = catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req)))
                 .unwrap_or_else(|_| Reply::plain(500, "Internal Server Error\n"));
-            return respond(reply, is_head);
+            return respond(reply, is_head, &shared.pool);
         }
         handler.body_limit(&req).min(shared.config.max_body_bytes)
     };
     let body = match receive(
         &shared.config,
+        &shared.pool,
         &shared.spooled,
         incoming,
         head.body_len,
@@ -450,21 +557,23 @@ pub(super) async fn answer(
             let req = head.request(&mut empty);
             let mut reply = handler.refuse(&req, status, &message);
             reply.headers.push(("connection".into(), "close".into()));
-            return respond(reply, is_head);
+            return respond(reply, is_head, &shared.pool);
         }
     };
     let handler = handler.clone();
-    let answered = tokio::task::spawn_blocking(move || {
-        let mut body = body;
-        let mut req = head.request(&mut body);
-        catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req)))
-    })
-    .await;
+    let answered = shared
+        .pool
+        .spawn_blocking(move || {
+            let mut body = body;
+            let mut req = head.request(&mut body);
+            catch_unwind(AssertUnwindSafe(|| handler.handle(&mut req)))
+        })
+        .await;
     let reply = match answered {
         Ok(Ok(reply)) => reply,
         _ => Reply::plain(500, "Internal Server Error\n"),
     };
-    respond(reply, is_head)
+    respond(reply, is_head, &shared.pool)
 }
 
 /// SECURITY: request framing the engine refuses even where hyper would accept it: any
