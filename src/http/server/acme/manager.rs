@@ -56,7 +56,7 @@ impl Manager {
     }
 
     /// Reads the names; a new one gets its stored certificate, if any, else is due now.
-    fn refresh_names(&mut self) {
+    pub(super) fn refresh_names(&mut self) {
         let wanted = match (self.names)() {
             Ok(w) => w,
             Err(e) => {

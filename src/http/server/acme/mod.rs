@@ -265,7 +265,7 @@ impl Acme {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         tls.set_default_name(default);
         let acme = Acme::default();
-        let manager = Manager {
+        let mut manager = Manager {
             shared: acme.shared.clone(),
             config,
             dir,
@@ -273,6 +273,8 @@ impl Acme {
             names,
             account: None,
         };
+        // Stored certificates are served from the first handshake on.
+        manager.refresh_names();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
