@@ -20,6 +20,8 @@ pub(super) struct Manager {
     pub(super) tls: Tls,
     pub(super) names: Names,
     pub(super) account: Option<Arc<Account>>,
+    /// Failed account set-ups in a row (for the back-off).
+    pub(super) account_failures: u32,
 }
 
 /// What one order task returns: the name, and its chain and key (PEM) or an error.
@@ -197,17 +199,15 @@ impl Manager {
         match result {
             Ok(account) => {
                 self.state().account = None;
+                self.account_failures = 0;
                 let account = Arc::new(account);
                 self.account = Some(account.clone());
                 Some(account)
             }
             Err(e) => {
+                self.account_failures += 1;
+                let wait = backoff(self.account_failures);
                 let mut state = self.state();
-                let failures = state.names.values().map(|n| n.failures).max().unwrap_or(0) + 1;
-                for n in state.names.values_mut() {
-                    n.failures = n.failures.max(failures);
-                }
-                let wait = backoff(failures);
                 eprintln!(
                     "assetd: ACME: account with {} failed, retrying in {}: {e}",
                     self.config.directory,
@@ -220,9 +220,12 @@ impl Manager {
     }
 
     async fn open_account(&self) -> Result<Account, String> {
-        let builder = || match &self.config.ca_cert {
-            Some(ca) => Account::builder_with_root(ca),
-            None => Account::builder(),
+        let fetcher = crate::client::Fetcher::new(self.config.ca_cert.as_deref())
+            .map_err(|e| e.to_string())?;
+        let builder = || {
+            Ok::<_, instant_acme::Error>(Account::builder_with_http(Box::new(
+                super::transport::Transport(fetcher.clone()),
+            )))
         };
         let path = self.dir.join("account.json");
         let e = |e: instant_acme::Error| format!("{}: {}", self.config.directory, chain(&e));

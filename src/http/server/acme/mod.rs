@@ -1,5 +1,5 @@
-//! Automatic certificates (`serve --acme-email`): an ACME (RFC 8555) client, the only file
-//! naming instant-acme, that keeps one certificate per name (the management host and every
+//! Automatic certificates (`serve --acme-email`): an ACME (RFC 8555) client that keeps one
+//! certificate per name (the management host and every
 //! environment domain) and installs each in the server's [`Tls`] for SNI.
 //!
 //! One background thread with its own small runtime asks for the names every [`POLL`] (a new
@@ -13,11 +13,12 @@
 //! (the account key), `{name}.crt` (chain) and `{name}.key`, all mode 0600. A restart reuses
 //! them: no new order while a stored certificate is not due.
 //!
-//! `manager.rs` schedules, `order.rs` runs one order; this folder is the only one naming
-//! instant-acme.
+//! `manager.rs` schedules, `order.rs` runs one order, `transport.rs` carries its requests
+//! over the CLI's HTTPS client; this folder is the only one naming instant-acme.
 
 mod manager;
 mod order;
+mod transport;
 
 use manager::Manager;
 
@@ -272,6 +273,7 @@ impl Acme {
             tls,
             names,
             account: None,
+            account_failures: 0,
         };
         // Stored certificates are served from the first handshake on.
         manager.refresh_names();
