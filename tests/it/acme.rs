@@ -383,6 +383,17 @@ fn acme_options_are_checked_in_one_line() {
             "https://",
         ),
         (&["--acme-directory", "https://x/dir"], "need --acme-email"),
+        (
+            &[
+                "--acme-email",
+                "a@b.org",
+                "--public-url",
+                "https://10.0.0.1",
+                "--base-domain",
+                BASE,
+            ],
+            "not a DNS name",
+        ),
     ];
     for (args, want) in cases {
         let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--data", d];

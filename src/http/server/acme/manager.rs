@@ -228,7 +228,13 @@ impl Manager {
             )))
         };
         let path = self.dir.join("account.json");
-        let e = |e: instant_acme::Error| format!("{}: {}", self.config.directory, chain(&e));
+        let e = |e: instant_acme::Error| {
+            let why = chain(&e);
+            match why.contains(&self.config.directory) {
+                true => why,
+                false => format!("{}: {why}", self.config.directory),
+            }
+        };
         if let Ok(bytes) = fs::read(&path) {
             let credentials: AccountCredentials = serde_json::from_slice(&bytes)
                 .map_err(|err| format!("{}: unreadable ({err})", path.display()))?;

@@ -155,11 +155,16 @@ fn pem_validity(pem: &[u8]) -> Option<(u64, u64)> {
     super::self_signed::first_der(pem).and_then(|der| validity(&der))
 }
 
-/// Whether `name` is a plain DNS name (lower-case letters, digits, `-`, dots between labels):
-/// the only names ordered, and so the only ones that become file names.
+/// Whether `name` is a plain DNS name (lower-case letters, digits, `-`, dots between labels,
+/// a top-level label that is not all digits, so no IPv4 address): the only names ordered, and
+/// so the only ones that become file names.
 pub fn is_dns_name(name: &str) -> bool {
     name.len() <= 253
         && name.contains('.')
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_lowercase()))
         && name.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
