@@ -9,7 +9,7 @@
 use crate::harness::{Server, credentials, import, label_of, project};
 use crate::pebble::{
     Pebble, PebbleOptions, curl, eventually, free_port, have_pebble, root_pem, served_cert,
-    wait_for_cert,
+    served_cert_alpn, wait_for_cert,
 };
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -119,6 +119,15 @@ fn acme_certificates_for_the_management_host_and_an_environment_created_after_st
     let srv = start(data.path(), &pebble, &["--http-listen", "127.0.0.1:0"]);
     let plain = plain_addr(&srv);
     let host_cert = wait_for_cert(srv.addr, HOST, &pebble.root, 60);
+
+    // SECURITY: a TLS-ALPN-01 handshake with no challenge open gets no certificate at all.
+    let err = served_cert_alpn(srv.addr, HOST, &pebble.root, &[b"acme-tls/1"]).unwrap_err();
+    assert!(err.to_lowercase().contains("alert"), "{err}");
+    // An ordinary client offering h2 is served as before.
+    assert_eq!(
+        served_cert_alpn(srv.addr, HOST, &pebble.root, &[b"h2", b"http/1.1"]).unwrap(),
+        host_cert
+    );
 
     // A name without a certificate of its own gets the management host's (its name check
     // fails), not a crash.

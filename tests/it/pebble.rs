@@ -197,6 +197,16 @@ pub fn curl(args: &[&str]) -> (bool, String, String) {
 /// The leaf certificate `addr` serves for SNI `name`, verified (chain and name) against
 /// `root`; `Err` when the handshake fails.
 pub fn served_cert(addr: SocketAddr, name: &str, root: &[u8]) -> Result<Vec<u8>, String> {
+    served_cert_alpn(addr, name, root, &[])
+}
+
+/// [`served_cert`] offering these ALPN protocols.
+pub fn served_cert_alpn(
+    addr: SocketAddr,
+    name: &str,
+    root: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Vec<u8>, String> {
     let mut store = rustls::RootCertStore::empty();
     store
         .add(rustls::pki_types::CertificateDer::from(root.to_vec()))
@@ -207,6 +217,8 @@ pub fn served_cert(addr: SocketAddr, name: &str, root: &[u8]) -> Result<Vec<u8>,
         .unwrap()
         .with_root_certificates(store)
         .with_no_client_auth();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), server_name).unwrap();
     let mut tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
