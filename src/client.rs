@@ -1,7 +1,8 @@
 //! A small client of assetd's management API, for the CLI: the only module that names ureq.
 //! `http://` and `https://` (rustls with the `ring` provider, the server's TLS stack; the
 //! Mozilla roots built in, or only the certificates of `--ca-cert`). Errors are one line, with
-//! the server's message when it sent one.
+//! the server's message when it sent one. Also [`Fetcher`], the plain HTTPS transport of the
+//! server's ACME client.
 
 use base64::Engine;
 use serde_json::Value;
@@ -78,7 +79,8 @@ impl Client {
         }
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(path) = ca_cert {
-            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(load_certs(path)?)));
+            let certs = load_certs(path, "--ca-cert")?;
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .tls_config(tls.build())
@@ -391,11 +393,14 @@ pub fn in_clear(url: &str) -> bool {
         .is_some_and(|authority| !is_local_host(host_of(authority)))
 }
 
-/// The certificates of a PEM file, for `--ca-cert`; an error is one line naming the file.
-fn load_certs(path: &std::path::Path) -> ClientResult<Vec<ureq::tls::Certificate<'static>>> {
+/// The certificates of a PEM file, for `flag`; an error is one line naming the flag and file.
+fn load_certs(
+    path: &std::path::Path,
+    flag: &str,
+) -> ClientResult<Vec<ureq::tls::Certificate<'static>>> {
     let fail = |why: String| ClientError {
         status: None,
-        message: format!("--ca-cert {}: {why}", path.display()),
+        message: format!("{flag} {}: {why}", path.display()),
     };
     let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let mut certs = Vec::new();
@@ -519,5 +524,75 @@ mod tests {
         for h in ["8.8.8.8", "assets.example.org", "2001:db8::1", "172.32.0.1"] {
             assert!(!is_local_host(h), "{h}");
         }
+    }
+}
+
+/// Single HTTPS exchanges with no retries and no credentials: the transport of the server's
+/// ACME client (`serve --acme-email`), which signs its own requests. Verified against the
+/// built-in Mozilla roots, or only the certificates of `--acme-ca-cert`.
+#[derive(Clone)]
+pub struct Fetcher {
+    agent: ureq::Agent,
+}
+
+/// A response as [`Fetcher::send`] returns it: any status, headers in order, the body.
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Fetcher {
+    /// A fetcher trusting `ca_cert`'s certificates only, when given (errors name
+    /// `--acme-ca-cert`).
+    pub fn new(ca_cert: Option<&std::path::Path>) -> ClientResult<Fetcher> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = ca_cert {
+            let certs = load_certs(path, "--acme-ca-cert")?;
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)));
+        }
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls.build())
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Ok(Fetcher { agent })
+    }
+
+    /// Sends one request (blocking). Every HTTP status is an answer; `Err` is a transport
+    /// failure, one line.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Fetched, String> {
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req.body(body).map_err(|e| format!("{url}: {e}"))?;
+        let response = self.agent.run(req).map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
     }
 }

@@ -2,6 +2,7 @@
 
 use super::{CliResult, PublicBase, default_data};
 use crate::http::redirect::Redirect;
+use crate::http::server::acme::{self, Acme, AcmeConfig, Challenge};
 use crate::http::server::{Server, ServerConfig, Tls, self_signed};
 use crate::http::{App, AppConfig};
 use crate::store::Store;
@@ -87,9 +88,34 @@ pub struct Args {
     /// base domain's wildcard, the management host and this box's addresses)
     #[argh(switch)]
     tls_self_signed: bool,
-    /// also listen for plain HTTP here, redirecting every request to https (308)
+    /// also listen for plain HTTP here, redirecting every request to https (308), except
+    /// /healthz and ACME's HTTP-01 challenges
     #[argh(option)]
     http_listen: Option<SocketAddr>,
+    /// obtain and renew certificates automatically (ACME) for the management host
+    /// (--public-host) and every environment domain; EMAIL is the CA account's contact
+    #[argh(option)]
+    acme_email: Option<String>,
+    /// the ACME CA's directory URL (default: Let's Encrypt,
+    /// https://acme-v02.api.letsencrypt.org/directory)
+    #[argh(option)]
+    acme_directory: Option<String>,
+    /// a PEM root certificate to check the ACME CA's own HTTPS against (a private or test CA;
+    /// default: the system's trust store)
+    #[argh(option)]
+    acme_ca_cert: Option<PathBuf>,
+    /// how names are proven to the ACME CA: tls-alpn-01 on --listen (default; the CA connects
+    /// to port 443) or http-01 on --http-listen (port 80)
+    #[argh(option)]
+    acme_challenge: Option<String>,
+    /// renew automatic certificates this long before they expire, such as 30d or 12h (default
+    /// 30d; certificates shorter-lived than that are renewed with a third of their life left)
+    #[argh(option)]
+    acme_renew_before: Option<String>,
+    /// the management host's name, for its automatic certificate (default: the host of
+    /// --public-url)
+    #[argh(option)]
+    public_host: Option<String>,
     /// write one line per request to FILE (reopened on SIGHUP), or to stdout with "-"
     #[argh(option)]
     access_log: Option<String>,
@@ -114,7 +140,14 @@ pub fn run(args: Args) -> CliResult {
     {
         return Err(format!("--base-domain {:?} is not a domain name", args.base_domain).into());
     }
-    let tls_wanted = args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_self_signed;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(parse_public_url)
+        .transpose()?;
+    let acme = acme_settings(&args, &base_domain, public_url.as_deref())?;
+    let tls_wanted =
+        args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_self_signed || acme.is_some();
     let public_scheme = args
         .public_scheme
         .clone()
@@ -130,15 +163,10 @@ pub fn run(args: Args) -> CliResult {
     }
     if args.http_listen.is_some() && !tls_wanted {
         return Err(
-            "--http-listen redirects to https: it needs --tls-cert/--tls-key or --tls-self-signed"
+            "--http-listen redirects to https: it needs --tls-cert/--tls-key, --tls-self-signed or --acme-email"
                 .into(),
         );
     }
-    let public_url = args
-        .public_url
-        .as_deref()
-        .map(parse_public_url)
-        .transpose()?;
     if args.threads > 256 {
         return Err("--threads must be between 0 (one per core) and 256".into());
     }
@@ -219,7 +247,13 @@ pub fn run(args: Args) -> CliResult {
             );
             Some(Tls::from_files(&made.cert, &made.key)?)
         }
+        _ if acme.is_some() => Some(Tls::without_files()?),
         _ => None,
+    };
+    // TLS-ALPN-01 validation handshakes come to the HTTPS listener.
+    let tls = match (tls, &acme) {
+        (Some(t), Some((_, c))) if c.challenge == Challenge::TlsAlpn01 => Some(t.with_acme_alpn()?),
+        (t, _) => t,
     };
     let mut config = ServerConfig::new(args.listen);
     config.threads = args.threads;
@@ -297,6 +331,20 @@ pub fn run(args: Args) -> CliResult {
                 break;
             }
         })?;
+    let acme = match acme {
+        None => None,
+        Some((host, config)) => {
+            let tls = tls.clone().ok_or("ACME needs the TLS listener")?;
+            println!(
+                "ACME: certificates from {} for {host} and every environment domain ({}), kept in {}",
+                config.directory,
+                config.challenge,
+                args.data.join("acme").display()
+            );
+            let names = acme_names(store.clone(), host.clone(), base_domain.clone());
+            Some(Acme::start(config, tls, &host, names)?)
+        }
+    };
     let retention_secs = args.retention_days.saturating_mul(24 * 3600);
     spawn_retention(store.clone(), retention_secs)?;
     let app = App::new(
@@ -311,6 +359,10 @@ pub fn run(args: Args) -> CliResult {
         },
     )?
     .with_engine_stats(engine_stats);
+    let app = match &acme {
+        Some(a) => app.with_acme(a.clone()),
+        None => app,
+    };
     let app = Arc::new(match access_log {
         Some((log, _)) => app.with_access_log(log),
         None => app,
@@ -328,6 +380,7 @@ pub fn run(args: Args) -> CliResult {
     }
     let redirect = Redirect {
         https_port: args.public_port.unwrap_or(addr.port()),
+        acme,
     };
     if let Some(plain) = server.plain_addr() {
         println!("redirecting http://{plain} to https");
@@ -336,6 +389,111 @@ pub fn run(args: Args) -> CliResult {
     println!("listening on {scheme}://{addr}");
     server.run_pair(app, Arc::new(redirect))?;
     Ok(())
+}
+
+/// Checks the `--acme-*` and `--public-host` options: `None` without `--acme-email`, else the
+/// management host's name and the manager's settings. Errors are one line.
+fn acme_settings(
+    args: &Args,
+    base_domain: &str,
+    public_url: Option<&str>,
+) -> Result<Option<(String, AcmeConfig)>, String> {
+    let Some(email) = &args.acme_email else {
+        let others = args.acme_directory.is_some()
+            || args.acme_ca_cert.is_some()
+            || args.acme_challenge.is_some()
+            || args.acme_renew_before.is_some();
+        if others {
+            return Err("--acme-directory, --acme-ca-cert, --acme-challenge and --acme-renew-before need --acme-email".into());
+        }
+        return Ok(None);
+    };
+    let (local, domain) = email.split_once('@').unwrap_or(("", ""));
+    if local.is_empty()
+        || !domain.contains('.')
+        || email.len() > 254
+        || email
+            .bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b',')
+    {
+        return Err(format!("--acme-email {email:?} is not an email address"));
+    }
+    let from_url = public_url
+        .and_then(|u| u.split_once("://"))
+        .map(|(_, h)| crate::http::strip_port(h).to_string());
+    let host = args
+        .public_host
+        .clone()
+        .or(from_url)
+        .ok_or("--acme-email needs the management host's name: --public-host NAME (or --public-url https://NAME)")?
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    if !acme::is_dns_name(&host) {
+        return Err(format!(
+            "the management host {host:?} (--public-host or --public-url) is not a DNS name a CA can certify"
+        ));
+    }
+    if !acme::is_dns_name(&format!("x.{base_domain}"))
+        || base_domain == "localhost"
+        || !base_domain.contains('.')
+    {
+        return Err(format!(
+            "--acme-email needs a public --base-domain (not {base_domain:?}): environment domains get certificates under it"
+        ));
+    }
+    let directory = args
+        .acme_directory
+        .clone()
+        .unwrap_or_else(|| acme::LETS_ENCRYPT.into());
+    if !directory.starts_with("https://") || directory.len() <= "https://".len() {
+        return Err(format!(
+            "--acme-directory {directory:?} must be an https:// URL"
+        ));
+    }
+    if let Some(ca) = &args.acme_ca_cert {
+        acme::check_ca_cert(ca)?;
+    }
+    let challenge: Challenge = args
+        .acme_challenge
+        .as_deref()
+        .unwrap_or("tls-alpn-01")
+        .parse()?;
+    if challenge == Challenge::Http01 && args.http_listen.is_none() {
+        return Err(
+            "--acme-challenge http-01 needs --http-listen (the CA connects to port 80)".into(),
+        );
+    }
+    let renew = args.acme_renew_before.as_deref().unwrap_or("30d");
+    let renew_before = crate::model::time::parse_duration(renew)
+        .ok_or("--acme-renew-before must be a duration such as 30d or 12h")?;
+    Ok(Some((
+        host,
+        AcmeConfig {
+            email: email.clone(),
+            directory,
+            ca_cert: args.acme_ca_cert.clone(),
+            data: args.data.clone(),
+            renew_before: Duration::from_secs(renew_before),
+            challenge,
+        },
+    )))
+}
+
+/// The names ACME keeps certificates for: `host` and every environment's domain.
+fn acme_names(store: Arc<Store>, host: String, base_domain: String) -> acme::Names {
+    Box::new(move || {
+        let labels = store
+            .read()
+            .and_then(|r| r.labels())
+            .map_err(|e| e.to_string())?;
+        let mut names = vec![host.clone()];
+        names.extend(
+            labels
+                .into_iter()
+                .map(|(label, _)| format!("{label}.{base_domain}")),
+        );
+        Ok(names)
+    })
 }
 
 /// `--listen`: `IP:PORT`, or `PORT` / `:PORT` meaning 127.0.0.1.

@@ -66,6 +66,8 @@ pub struct App {
     /// The engine's counters, for `/metrics`.
     engine: Arc<EngineStats>,
     access_log: Option<access_log::AccessLog>,
+    /// Automatic certificates, whose status `/healthz` shows.
+    acme: Option<server::acme::Acme>,
 }
 
 /// What the router learnt about a request, for the metrics and the access log.
@@ -85,12 +87,19 @@ impl App {
             api: api::Api::new(builder),
             engine: Arc::default(),
             access_log: None,
+            acme: None,
         })
     }
 
     /// Reads the engine's counters from `stats` (the engine's [`server::ServerConfig::stats`]).
     pub fn with_engine_stats(mut self, stats: Arc<EngineStats>) -> App {
         self.engine = stats;
+        self
+    }
+
+    /// Shows `acme`'s status in `/healthz`.
+    pub fn with_acme(mut self, acme: server::acme::Acme) -> App {
+        self.acme = Some(acme);
         self
     }
 
@@ -258,7 +267,7 @@ impl App {
                 Err(e) => e.into_reply(),
             };
         }
-        management(req)
+        management(req, self.acme.as_ref())
     }
 
     /// `/metrics`, already authorised.
@@ -293,12 +302,27 @@ impl Handler for MetricsOnly {
     }
 }
 
+/// `/healthz`: 200 `ok` while the server serves, then one line per automatic certificate
+/// (its expiry, or its last error and when it is retried).
+pub fn healthz(acme: Option<&server::acme::Acme>) -> Reply {
+    let mut body = String::from("ok\n");
+    for line in acme.map(server::acme::Acme::health).unwrap_or_default() {
+        body.push_str(&line);
+        body.push('\n');
+    }
+    let mut reply = text(200, &body);
+    reply
+        .headers
+        .push(("cache-control".into(), "no-store".into()));
+    reply
+}
+
 /// The management host outside the API: `/healthz`, and the web console ([`crate::ui`]) at
 /// `/` with its versioned files under `/ui/{version}/`. Anything else is 404.
-fn management(req: &Request<'_>) -> Reply {
+fn management(req: &Request<'_>, acme: Option<&server::acme::Acme>) -> Reply {
     let path = req.target.split('?').next().unwrap_or("");
     let reply = if path == "/healthz" {
-        Some(text(200, "ok\n"))
+        Some(healthz(acme))
     } else {
         crate::ui::serve(crate::ui::Request {
             path,

@@ -1,15 +1,22 @@
 //! The plain-HTTP listener beside an HTTPS one (`serve --http-listen`): every request gets a
 //! 308 to the same host and target over https, except `/healthz` (answered, so a load
-//! balancer or monitor can probe the box without TLS).
+//! balancer or monitor can probe the box without TLS) and ACME's HTTP-01 challenges
+//! (`/.well-known/acme-challenge/{token}`, answered while the challenge is open, else 404).
 
+use super::server::acme::Acme;
 use super::server::{Handler, Reply, Request};
-use super::{strip_port, text};
+use super::{healthz, strip_port, text};
 use crate::model::domain;
+
+/// The path prefix of HTTP-01 challenges (RFC 8555, 8.3).
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// Redirects to `https://{host}[:{port}]{target}`.
 pub struct Redirect {
     /// The HTTPS port clients use; 443 is left out of the URL.
     pub https_port: u16,
+    /// Automatic certificates: their HTTP-01 answers and their `/healthz` lines.
+    pub acme: Option<Acme>,
 }
 
 impl Redirect {
@@ -36,7 +43,15 @@ impl Handler for Redirect {
 
     fn handle(&self, req: &mut Request<'_>) -> Reply {
         if req.path() == "/healthz" {
-            return text(200, "ok\n");
+            return healthz(self.acme.as_ref());
+        }
+        if let Some(token) = req.path().strip_prefix(ACME_CHALLENGE_PREFIX) {
+            // SECURITY: only a token of an open challenge is answered, with its key
+            // authorization (public by design: it proves control of this listener).
+            return match self.acme.as_ref().and_then(|a| a.http01(token)) {
+                Some(key_authorization) => text(200, &key_authorization),
+                None => text(404, "Not Found\n"),
+            };
         }
         let host = req.header("host").unwrap_or("").trim();
         match self.location(host, req.target) {
@@ -56,12 +71,18 @@ mod tests {
 
     #[test]
     fn locations() {
-        let r = Redirect { https_port: 443 };
+        let r = Redirect {
+            https_port: 443,
+            acme: None,
+        };
         assert_eq!(
             r.location("a.example.org:80", "/x?y=1").unwrap(),
             "https://a.example.org/x?y=1"
         );
-        let r = Redirect { https_port: 8443 };
+        let r = Redirect {
+            https_port: 8443,
+            acme: None,
+        };
         assert_eq!(
             r.location("10.0.0.2", "/").unwrap(),
             "https://10.0.0.2:8443/"

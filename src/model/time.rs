@@ -85,6 +85,24 @@ pub fn human_duration(secs: u64) -> String {
     }
 }
 
+/// Seconds since the Unix epoch of a UTC date and time; `None` for an invalid field or a
+/// date before 1970.
+pub fn unix_from_civil(y: i64, m: u32, d: u32, hh: u32, mm: u32, ss: u32) -> Option<u64> {
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's civil-to-days algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + (hh * 3600 + mm * 60 + ss) as i64;
+    u64::try_from(secs).ok()
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -108,6 +126,11 @@ mod tests {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso8601(1_541_880_000), "2018-11-10T20:00:00Z");
         assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(unix_from_civil(2000, 2, 29, 0, 0, 0), Some(951_782_400));
+        assert_eq!(unix_from_civil(2018, 11, 10, 20, 0, 0), Some(1_541_880_000));
+        assert_eq!(unix_from_civil(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_from_civil(1969, 12, 31, 0, 0, 0), None);
+        assert_eq!(unix_from_civil(2020, 13, 1, 0, 0, 0), None);
         assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     }
 

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod acme;
 mod api_accounts;
 mod api_resources;
 mod api_sync;
@@ -14,6 +15,7 @@ mod engine;
 mod https;
 mod monitoring;
 mod newcomer;
+mod pebble;
 mod readme;
 mod security;
 mod service_unit;

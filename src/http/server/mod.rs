@@ -1,6 +1,7 @@
 //! The HTTP engine's contract: a [`Request`], a [`Reply`], a [`Handler`]. The engine itself
 //! ([`engine`] and `body`; TLS connections and HTTP/2 in `secure`, certificates in [`Tls`]: the
-//! only files naming hyper, hyper-util, tokio and rustls) parses requests, enforces the limits
+//! only files naming hyper, hyper-util, tokio and rustls; automatic certificates in [`acme`],
+//! the only one naming instant-acme) parses requests, enforces the limits
 //! of [`ServerConfig`] and writes replies; the router, the asset path and the API only see the
 //! types below.
 //!
@@ -10,7 +11,9 @@
 //! (in memory, or in an unlinked spool file past [`SPOOL_IN_MEMORY`]). So no handler ever
 //! waits on the network, and a slow peer costs memory, never a thread.
 
+pub mod acme;
 mod body;
+mod cert_time;
 mod engine;
 mod secure;
 pub mod self_signed;

@@ -117,7 +117,7 @@ pub fn load_or_create(
 }
 
 /// The DER of the first certificate in a PEM text.
-fn first_der(pem: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn first_der(pem: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine;
     let text = std::str::from_utf8(pem).ok()?;
     let start = text.find("-----BEGIN CERTIFICATE-----")? + 27;
