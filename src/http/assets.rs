@@ -147,7 +147,7 @@ fn respond(
     req: &Request<'_>,
 ) -> Result<Reply, StoreError> {
     let route = &hit.route;
-    let etag = format!("\"{}\"", route.digest.to_hex());
+    let etag = hit.etag.clone();
     let gz_etag = || format!("{}-gzip\"", &etag[..etag.len() - 1]);
     let compressible = mime::is_compressible(&route.content_type);
     let mut headers: Vec<(Text, Text)> = Vec::with_capacity(9);

@@ -704,6 +704,8 @@ pub struct Hit {
     /// The path that matched (after the root rule).
     pub path: String,
     pub route: Route,
+    /// The route's strong ETag, `"{digest hex}"` (made once, kept with the cached hit).
+    pub etag: String,
 }
 
 /// A read snapshot: everything read through one `Lookup` is consistent.
@@ -884,6 +886,7 @@ impl Lookup {
                 let route = Route::decode(v.value())
                     .ok_or_else(|| StoreError::Corrupt(format!("bad route for {path}")))?;
                 return Ok(Some(Hit {
+                    etag: format!("\"{}\"", route.digest.to_hex()),
                     account_sid: host.account_sid,
                     environment_sid: host.environment_sid,
                     build_sid,

@@ -188,7 +188,7 @@ fn build(reply: Reply, is_head: bool, pool: &Handle) -> Option<hyper::Response<O
     let mut close = false;
     for (name, value) in reply.headers {
         // Standard names are recognised without an allocation.
-        let name = HeaderName::from_bytes(name.as_bytes()).ok()?;
+        let name = header_name(&name)?;
         let value = header_value(value)?;
         match name {
             header::CONTENT_LENGTH => {
@@ -241,6 +241,25 @@ fn build(reply: Reply, is_head: bool, pool: &Handle) -> Option<hyper::Response<O
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Some(response)
+}
+
+/// A reply's header name: the ones replies use most without parsing them, any other checked
+/// by `HeaderName::from_bytes`.
+fn header_name(name: &str) -> Option<HeaderName> {
+    Some(match name {
+        "content-type" => header::CONTENT_TYPE,
+        "cache-control" => header::CACHE_CONTROL,
+        "etag" => header::ETAG,
+        "accept-ranges" => header::ACCEPT_RANGES,
+        "x-content-type-options" => header::X_CONTENT_TYPE_OPTIONS,
+        "vary" => header::VARY,
+        "content-encoding" => header::CONTENT_ENCODING,
+        "content-range" => header::CONTENT_RANGE,
+        "content-security-policy" => header::CONTENT_SECURITY_POLICY,
+        "content-length" => header::CONTENT_LENGTH,
+        "connection" => header::CONNECTION,
+        _ => return HeaderName::from_bytes(name.as_bytes()).ok(),
+    })
 }
 
 /// A reply's header value, checked as `HeaderValue::from_str` checks it (no control
