@@ -266,15 +266,11 @@ fn header_name(name: &str) -> Option<HeaderName> {
 /// characters but tab), without copying it: a fixed string is used in place and a computed one
 /// is moved in.
 fn header_value(value: super::Text) -> Option<HeaderValue> {
-    match value {
-        std::borrow::Cow::Borrowed(v)
-            if v.bytes().all(|b| (b' '..=b'~').contains(&b) || b == b'\t') =>
-        {
-            Some(HeaderValue::from_static(v))
-        }
-        std::borrow::Cow::Borrowed(v) => HeaderValue::from_str(v).ok(),
-        std::borrow::Cow::Owned(v) => HeaderValue::from_maybe_shared(Bytes::from(v)).ok(),
-    }
+    let bytes = match value {
+        std::borrow::Cow::Borrowed(v) => Bytes::from_static(v.as_bytes()),
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
+    };
+    HeaderValue::from_maybe_shared(bytes).ok()
 }
 
 /// A response body as hyper pulls it.
