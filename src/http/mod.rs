@@ -149,6 +149,31 @@ impl Handler for App {
         self.is_asset(req) || !(api::Api::owns(req.path()) || req.path() == METRICS_PATH)
     }
 
+    /// API and `/metrics` requests are authenticated from their head, before any body is
+    /// received (see [`Handler::admit`]).
+    fn admit(&self, req: &Request<'_>) -> Option<Reply> {
+        if self.is_asset(req) {
+            return None;
+        }
+        let client = client_ip(req, &self.config.trusted_proxies);
+        let path = req.path();
+        let checked = if api::Api::owns(path) {
+            let scheme = self.scheme(req);
+            self.api
+                .admit(&self.store, &self.config, req, scheme, client)
+        } else if path == METRICS_PATH {
+            self.api.authenticate_main(&self.store, req, client)
+        } else {
+            Ok(())
+        };
+        checked.err().map(|e| {
+            if e.disk_failure {
+                self.store.note_error(&crate::store::StoreError::Poisoned);
+            }
+            e.into_reply()
+        })
+    }
+
     fn body_limit(&self, req: &Request<'_>) -> u64 {
         api::Api::body_limit(req.method, req.path())
     }

@@ -300,3 +300,61 @@ fn public_url_is_the_base_of_api_urls_whatever_the_host() {
     ]);
     assert!(!ok && err.contains("--public-url"), "{err}");
 }
+
+/// Regression (black-box test): an anonymous upload was received whole (even answered
+/// `100 Continue`) and spooled before its credentials were checked, so anonymous clients
+/// could fill the disk, memory and descriptors. The head is refused now, its body unread.
+#[test]
+fn an_anonymous_upload_is_refused_from_its_head_before_any_body_is_read() {
+    use std::io::{BufReader, Write};
+    let (_data, srv, api) = server(&[]);
+    let blob = format!("/v1/Blobs/{}", "0".repeat(64));
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        ("no credentials", &[]),
+        ("wrong credentials", &[("Authorization", "Basic QUM6bm8=")]),
+        ("Expect: 100-continue", &[("Expect", "100-continue")]),
+    ];
+    for (what, extra) in cases {
+        let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut head = format!(
+            "PUT {blob} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 26000000\r\n\
+             Content-Type: application/octet-stream\r\n"
+        );
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        // Not one body byte is sent: the answer must come from the head alone (the old
+        // engine waited for the 26 MB, or sent 100 Continue first).
+        let r = read_response(&mut BufReader::new(s), false);
+        assert_eq!(r.status, 401, "{what}: {}", r.raw_head);
+        assert!(
+            r.text().contains("\"code\""),
+            "{what}: the API's JSON error"
+        );
+        assert_eq!(r.header("connection"), Some("close"), "{what}");
+    }
+    // The owner's own upload still goes through.
+    let body = noise(300_000, 7);
+    let digest = blake3::hash(&body).to_hex().to_string();
+    let r = request(
+        srv.addr,
+        "PUT",
+        "localhost",
+        &format!("/v1/Blobs/{digest}"),
+        &[
+            ("Authorization", api.auth.as_str()),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        &body,
+    );
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{}: {}",
+        r.status,
+        r.text()
+    );
+}

@@ -155,6 +155,22 @@ impl Api {
         Ok(())
     }
 
+    /// Checks, from the head alone, what every API request needs before its body is worth
+    /// receiving: a valid `Host` and credentials (with the failed-login limiter). [`Api::handle`]
+    /// checks both again, so a request admitted here is still refused there if that changed.
+    pub fn admit(
+        &self,
+        store: &Store,
+        config: &AppConfig,
+        req: &Request<'_>,
+        scheme: &str,
+        client: Option<IpAddr>,
+    ) -> ApiResult<()> {
+        api_base(config, req, scheme)?;
+        self.limiter.authenticate(store, req, client)?;
+        Ok(())
+    }
+
     /// Answers one API request from the client address `client` (see [`crate::http::client_ip`]).
     pub fn handle(
         &self,

@@ -539,6 +539,12 @@ pub(super) async fn answer(
                 .unwrap_or_else(|_| Reply::plain(500, "Internal Server Error\n"));
             return respond(reply, is_head, &shared.pool);
         }
+        if let Some(mut reply) = handler.admit(&req) {
+            if !hyper::body::Body::is_end_stream(&incoming) {
+                reply.headers.push(("connection".into(), "close".into()));
+            }
+            return respond(reply, is_head, &shared.pool);
+        }
         handler.body_limit(&req).min(shared.config.max_body_bytes)
     };
     let body = match receive(
@@ -628,25 +634,66 @@ fn record_tail(tail: &Mutex<Vec<u8>>, bytes: &[u8], keep: usize) {
     t.extend_from_slice(bytes);
 }
 
-/// Whether a head in `tail` with this request line has a `Content-Length` header.
+/// Whether a head in `tail` for this request (`method`, and `target` as hyper gives it: path
+/// and query) has a `Content-Length` header. A request line matches when its target means
+/// that path and query: as sent (origin form), in absolute form (`http://host/path`), or with
+/// a fragment, which hyper drops (the black-box test slipped TE+CL past an exact match).
 pub(super) fn tail_has_content_length(tail: &[u8], method: &str, target: &str) -> bool {
-    let line = format!("{method} {target} HTTP/1.1");
-    let mut rest = tail;
-    while let Some(at) = find(rest, line.as_bytes()) {
-        let from = &rest[at..];
-        let end = find(from, b"\r\n\r\n")
-            .or_else(|| find(from, b"\n\n"))
-            .unwrap_or(from.len());
-        let has_cl = from[..end]
-            .split(|&b| b == b'\n')
-            .skip(1)
-            .any(|l| l.len() >= 15 && l[..15].eq_ignore_ascii_case(b"content-length:"));
-        if has_cl {
-            return true;
+    let mut at = 0;
+    while at < tail.len() {
+        let rest = &tail[at..];
+        let line_end = find(rest, b"\n").unwrap_or(rest.len());
+        let line = rest[..line_end]
+            .strip_suffix(b"\r")
+            .unwrap_or(&rest[..line_end]);
+        if request_line_means(line, method, target) {
+            let end = find(rest, b"\r\n\r\n")
+                .or_else(|| find(rest, b"\n\n"))
+                .unwrap_or(rest.len());
+            let has_cl = rest[..end]
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .any(|l| l.len() >= 15 && l[..15].eq_ignore_ascii_case(b"content-length:"));
+            if has_cl {
+                return true;
+            }
         }
-        rest = &from[line.len()..];
+        at += line_end + 1;
     }
     false
+}
+
+/// Whether `line` is `METHOD TARGET HTTP/1.x` for this method and a target meaning `target`.
+fn request_line_means(line: &[u8], method: &str, target: &str) -> bool {
+    let Some(rest) = line.strip_prefix(method.as_bytes()) else {
+        return false;
+    };
+    let Some(rest) = rest.strip_prefix(b" ") else {
+        return false;
+    };
+    let Some(sent) = rest
+        .strip_suffix(b" HTTP/1.1")
+        .or_else(|| rest.strip_suffix(b" HTTP/1.0"))
+    else {
+        return false;
+    };
+    let sent = &sent[..find(sent, b"#").unwrap_or(sent.len())];
+    let lower = sent.to_ascii_lowercase();
+    let sent = match [&b"http://"[..], b"https://"]
+        .iter()
+        .find(|p| lower.starts_with(p))
+    {
+        Some(p) => {
+            let after = &sent[p.len()..];
+            match after.iter().position(|&b| b == b'/' || b == b'?') {
+                Some(i) => &after[i..],
+                None => &b"/"[..],
+            }
+        }
+        None => sent,
+    };
+    sent == target.as_bytes()
+        || (sent.first() == Some(&b'?') && target.as_bytes().get(1..) == Some(sent))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -242,6 +242,17 @@ pub trait Handler: Send + Sync + 'static {
         u64::MAX
     }
 
+    /// For a request that is not quick, called before the engine receives its body: a reply
+    /// here is sent instead of calling [`Handler::handle`], and the body is never read (no
+    /// `100 Continue`; the connection closes after the reply). Must be quick (store reads
+    /// only). Default: every request is admitted.
+    ///
+    /// SECURITY: this is where a handler refuses an unauthenticated upload, so that an
+    /// anonymous client cannot make the server receive and spool bodies it will refuse.
+    fn admit(&self, _req: &Request<'_>) -> Option<Reply> {
+        None
+    }
+
     /// Answers one request.
     fn handle(&self, req: &mut Request<'_>) -> Reply;
 

@@ -834,6 +834,40 @@ fn tail_finds_a_content_length_by_request_line() {
     ));
 }
 
+/// Regression (black-box test): TE together with CL got past the 400 when the request line
+/// was in absolute form or carried a fragment, since the tail was searched for the exact
+/// `METHOD target` that hyper had normalised.
+#[test]
+fn te_with_cl_is_found_in_absolute_form_and_with_a_fragment() {
+    let te_cl = "\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
+    for line in [
+        "POST http://127.0.0.1/v1/Services HTTP/1.1",
+        "POST HTTPS://x:8080/v1/Services HTTP/1.1",
+        "POST /v1/Services#x HTTP/1.1",
+        "POST http://h/v1/Services#frag HTTP/1.1",
+    ] {
+        let tail = format!("{line}{te_cl}0\r\n\r\n");
+        assert!(
+            engine_tail_has_cl(tail.as_bytes(), "POST", "/v1/Services"),
+            "{line}"
+        );
+    }
+    let tail = format!("POST http://h?q=1 HTTP/1.1{te_cl}");
+    assert!(engine_tail_has_cl(tail.as_bytes(), "POST", "/?q=1"));
+    // Another path, method or version is another request.
+    for line in [
+        "POST http://h/v1/Other HTTP/1.1",
+        "PUT /v1/Services HTTP/1.1",
+        "POST /v1/Services HTTP/2.0",
+    ] {
+        let tail = format!("{line}{te_cl}");
+        assert!(
+            !engine_tail_has_cl(tail.as_bytes(), "POST", "/v1/Services"),
+            "{line}"
+        );
+    }
+}
+
 fn engine_tail_has_cl(tail: &[u8], method: &str, target: &str) -> bool {
     engine::tail_has_content_length(tail, method, target)
 }
