@@ -524,7 +524,7 @@ pub(super) async fn answer(
     let is_head = parts.method == Method::HEAD;
     let head = Head::new(parts, remote, tls);
     let handler = &shared.handler;
-    if let Some((status, message)) = framing_error(tail, &head) {
+    if let Some((status, message)) = host_error(&head).or_else(|| framing_error(tail, &head)) {
         let mut empty = io::empty();
         let req = head.request(&mut empty);
         let mut reply = handler.refuse(&req, status, message);
@@ -580,6 +580,30 @@ pub(super) async fn answer(
         _ => Reply::plain(500, "Internal Server Error\n"),
     };
     respond(reply, is_head, &shared.pool)
+}
+
+/// SECURITY: which host a request is for must be unambiguous (RFC 9112 §3.2, RFC 9113
+/// §8.3.1), since routing, the signed URL and any proxy in front must all read the same one:
+/// an HTTP/1.1 request needs exactly one `Host` (400 without, or with two), and an HTTP/2
+/// `host` header must name what `:authority` names.
+fn host_error(head: &Head) -> Option<(u16, &'static str)> {
+    let mut hosts = head.parts.headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Some((400, "Bad Request: more than one Host header"));
+    }
+    match head.parts.version {
+        hyper::Version::HTTP_11 if first.is_none() => {
+            Some((400, "Bad Request: an HTTP/1.1 request needs a Host header"))
+        }
+        hyper::Version::HTTP_2 => match (first, head.parts.uri.authority()) {
+            (Some(h), Some(a)) if !h.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes()) => {
+                Some((400, "Bad Request: the host header differs from :authority"))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// SECURITY: request framing the engine refuses even where hyper would accept it: any

@@ -41,7 +41,13 @@ pub(super) async fn connection(
     tls: Tls,
 ) {
     let limit = shared.config.head_timeout;
-    let (stream, h2) = match tokio::time::timeout(limit, tls.accept(stream)).await {
+    let mut stopping = stop.clone();
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(limit, tls.accept(stream)) => r,
+        // A handshake still unfinished at shutdown is no request in flight: dropped at once.
+        _ = stopping.wait_for(|s| *s) => return,
+    };
+    let (stream, h2) = match handshake {
         Ok(Ok(s)) => s,
         // A failed handshake: the peer gets the alert rustls sent.
         Ok(Err(_)) => return,

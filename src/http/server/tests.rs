@@ -461,6 +461,29 @@ fn control_characters_in_framing_headers_are_400() {
     assert!(srv.handler.seen.lock().unwrap().is_empty());
 }
 
+/// Regression (black-box test): two `Host` headers were served by the first one, and an
+/// HTTP/1.1 request without one was served, so a proxy in front reading another `Host` could
+/// be steered elsewhere. Both are 400 now; HTTP/1.0 may still omit it.
+#[test]
+fn an_http11_request_needs_exactly_one_host() {
+    let srv = start(|_| {});
+    for raw in [
+        "GET /a HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n",
+        "GET /a HTTP/1.1\r\n\r\n",
+        "GET http://t/a HTTP/1.1\r\n\r\n",
+        "GET /a HTTP/1.0\r\nHost: t\r\nhost: t\r\n\r\n",
+    ] {
+        let mut c = connect(srv.addr);
+        c.get_mut().write_all(raw.as_bytes()).unwrap();
+        let r = read_resp(&mut c, false).unwrap();
+        assert_eq!(r.status, 400, "{raw:?}");
+    }
+    assert!(srv.handler.seen.lock().unwrap().is_empty());
+    let mut c = connect(srv.addr);
+    c.get_mut().write_all(b"GET /a HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(read_resp(&mut c, false).unwrap().status, 200);
+}
+
 /// Methods are case-sensitive (RFC 9110): `get` reaches the handler as `get`, never as `GET`.
 #[test]
 fn lower_case_get_is_not_get() {
