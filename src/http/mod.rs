@@ -18,6 +18,7 @@ use crate::metrics::Kind;
 use crate::model::{Visibility, domain};
 use crate::store::Store;
 use server::{Body, EngineStats, Handler, Reply, Request};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -256,14 +257,13 @@ impl App {
     fn route(&self, req: &mut Request<'_>, served: &mut Served) -> Reply {
         let host = req.header("host").unwrap_or("").trim();
         if let Some(label) = domain::label_of_host(strip_port(host), &self.config.base_domain) {
-            let label = label.to_string();
-            return self.serve_asset(req, &label, req.target, served);
+            return self.serve_asset(req, label, req.target, served);
         }
         if let Some(rest) = req.target.strip_prefix(PATH_STYLE_PREFIX) {
             let (label, path) = match rest.find(['/', '?']) {
-                Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-                Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-                None => (rest, "/".to_string()),
+                Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], Cow::Borrowed(&rest[i..])),
+                Some(i) => (&rest[..i], Cow::Owned(format!("/{}", &rest[i..]))),
+                None => (rest, Cow::Borrowed("/")),
             };
             let mut reply = self.serve_asset(req, label, &path, served);
             // SECURITY: path-style assets are served from the management host, the console's

@@ -6,9 +6,9 @@
 //! Real validation (no `PEBBLE_VA_ALWAYS_VALID`): `pebble-challtestsrv` is Pebble's DNS and
 //! answers 127.0.0.1 for every name, and Pebble's `tlsPort`/`httpPort` are assetd's ports.
 
-use crate::harness::{Server, credentials, import, label_of, project};
+use crate::harness::{Server, credentials, curl, import, label_of, project};
 use crate::pebble::{
-    Pebble, PebbleOptions, curl, eventually, free_port, have_pebble, root_pem, served_cert,
+    Pebble, PebbleOptions, eventually, free_port, have_pebble, root_pem, served_cert,
     served_cert_alpn, wait_for_cert,
 };
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! CLI over https. Real clients: curl (HTTP/2 and HTTP/1.1), Python's `ssl` with the official
 //! twilio library's signatures, rustls for certificate identity.
 
-use crate::harness::{Server, cli, credentials, import, label_of, project};
+use crate::harness::{Server, cli, credentials, curl, import, label_of, project};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -64,20 +64,6 @@ fn served_cert(addr: SocketAddr, roots: &[&[u8]]) -> Vec<u8> {
         conn.complete_io(&mut tcp).unwrap();
     }
     conn.peer_certificates().unwrap()[0].to_vec()
-}
-
-/// Runs curl; returns (exit success, stdout, stderr).
-fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("run curl (apt-get install curl)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A project with public, protected and private assets imported into a fresh data dir, and
@@ -686,24 +672,6 @@ fn an_unfinished_handshake_costs_no_thread_and_is_cut_by_the_head_timeout() {
     assert_eq!(cut, 300, "head_timeout counter");
 }
 
-/// Whether this CPU has AES-GCM instructions (as the server decides it).
-fn aes_hardware() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("aes")
-            && std::arch::is_aarch64_feature_detected!("pmull")
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        false
-    }
-}
-
 /// The server's suite order wins over a client that puts AES-256-GCM first (as OpenSSL's
 /// clients do): AES-128-GCM where the CPU has AES instructions, ChaCha20 where it has not;
 /// a client offering only AES-256-GCM still gets it.
@@ -712,7 +680,8 @@ fn the_server_picks_aes_128_gcm_over_a_client_preferring_aes_256() {
     use rustls::CipherSuite as S;
     let f = fixture();
     let srv = f.start(&[]);
-    let aes = aes_hardware();
+    // As the server decides it.
+    let aes = assetd::http::server::aes_hardware();
     for (version, want) in [
         (
             &rustls::version::TLS13,

@@ -2,7 +2,7 @@
 //! certificate of its own, and, for real validation, `pebble-challtestsrv` as its DNS
 //! (127.0.0.1 for every name). Also the rustls client that checks served certificates.
 
-use crate::harness::CapturedStderr;
+use crate::harness::{CapturedStderr, curl};
 use rustls::pki_types::pem::PemObject;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -179,19 +179,6 @@ impl Pebble {
             self.ca_cert.to_str().unwrap().into(),
         ]
     }
-}
-
-pub fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("run curl (apt-get install curl)");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The leaf certificate `addr` serves for SNI `name`, verified (chain and name) against

@@ -2,8 +2,10 @@
 //! connections, HTTP/2) the only files that name hyper, hyper-util, http-body-util, bytes, tokio
 //! and socket2.
 //!
-//! One multi-thread runtime (a worker per core by default). Each accepted connection is a
-//! task; a slow or idle peer costs its buffers, never a thread. Limits: a connection cap (a
+//! One single-threaded runtime per network thread (one per core by default), fed accepted
+//! connections by the thread that calls [`Server::run`]; one shared blocking pool. Each
+//! connection is a task on one network thread; a slow or idle peer costs its buffers, never a
+//! thread. Limits: a connection cap (a
 //! semaphore: beyond it connections wait in the listen queue), hyper's head timeout (slow
 //! heads and idle keep-alive), head size and header count (431), a no-progress timeout on
 //! request bodies (`body.rs`) and on writes ([`Guarded`]), a body size cap, `SO_SNDBUF` capped on

@@ -22,7 +22,7 @@ mod tests;
 mod tls;
 
 pub use engine::{Server, ShutdownHandle};
-pub use tls::Tls;
+pub use tls::{Tls, aes_hardware};
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -42,7 +42,7 @@ pub const SPOOL_IN_MEMORY: usize = 256 * 1024;
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Network threads (the runtime's workers); 0 means one per core.
+    /// Network threads (one single-threaded runtime each); 0 means one per core.
     pub threads: usize,
     /// Most threads the blocking pool (API handlers, body spooling, streamed replies) runs at
     /// once; work beyond it queues.

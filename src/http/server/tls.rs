@@ -133,8 +133,9 @@ fn suite_rank(suite: rustls::CipherSuite, aes: bool) -> u8 {
     }
 }
 
-/// Whether this CPU has AES and carry-less multiply instructions (fast AES-GCM).
-fn aes_hardware() -> bool {
+/// Whether this CPU has AES and carry-less multiply instructions (fast AES-GCM): the server
+/// then prefers AES-GCM to ChaCha20-Poly1305.
+pub fn aes_hardware() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("aes")
